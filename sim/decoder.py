@@ -1,0 +1,83 @@
+"""``python -m sim.decoder decoder.v``: check a generated XOR decoder in cocotb against its sidecar."""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
+
+from gen.verilog import sidecar_path
+from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed, run_testbench
+
+__all__ = ["check_decoder"]
+
+
+def check_decoder(verilog, *, simulator="icarus", vectors=4096, seed=0, stall=0.3,
+                  build_dir=None, waves=False):
+    """Simulate ``verilog`` with :mod:`sim.tb_decoder`; return ``(inputs checked, bits checked)``.
+
+    Exhaustive when ``2**nin <= vectors``. Raises :class:`~sim.runner.TestbenchFailed` with the
+    first mismatch.
+    """
+    manifest_path = Path(sidecar_path(str(verilog)))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        top, nin, nout = manifest["top"], manifest["nin"], manifest["nout"]
+    except (OSError, ValueError, KeyError) as error:
+        raise CliError(f"cannot read sidecar {manifest_path}: {error}") from None
+    if not Path(verilog).is_file():
+        raise CliError(f"{verilog}: no such file")
+    with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
+        run_testbench(sources=[verilog], top=top, test_module="sim.tb_decoder",
+                      build_dir=build_dir or Path(scratch) / simulator, simulator=simulator,
+                      waves=waves,
+                      env={"FLEXOR_SIDECAR": str(manifest_path.resolve()),
+                           "FLEXOR_VECTORS": str(vectors), "FLEXOR_SEED": str(seed),
+                           "FLEXOR_STALL": str(stall)})
+    checked = min(vectors, 2 ** nin)
+    return checked, checked * nout
+
+
+def probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise CliError(f"--stall must be a probability in [0, 1), not {text!r}")
+    return value
+
+
+def main(argv=None):
+    parser = CliParser(prog="python -m sim.decoder",
+                       description="Check a Verilog XOR decoder written by `python -m gen` against "
+                                   "the matrix in its sidecar, in a cocotb simulation.")
+    parser.add_argument("verilog", help="the generated .v file (its .json sidecar beside it)")
+    parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
+                        help="simulator to run (default: icarus)")
+    parser.add_argument("--vectors", type=positive_int, default=65536,
+                        help="input vectors; exhaustive when 2**nin is no more (default: 65536)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed of random vectors and stalls (default: 0)")
+    parser.add_argument("--stall", type=probability, default=0.3,
+                        help="registered variant: chance that valid or ready is withheld in a "
+                             "cycle (default: 0.3)")
+    parser.add_argument("--build-dir", help="keep the simulator's build and log here")
+    parser.add_argument("--waves", action="store_true", help="dump a waveform in the build dir")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        inputs, bits = check_decoder(args.verilog, simulator=args.simulator,
+                                     vectors=args.vectors, seed=args.seed, stall=args.stall,
+                                     build_dir=args.build_dir, waves=args.waves)
+    except (SimulatorMissing, TestbenchFailed) as error:
+        raise CliError(str(error)) from None
+    print(f"{args.verilog}: PASS on {args.simulator}: {inputs} inputs, {bits} output bits equal "
+          f"M x mod 2 ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("python -m sim.decoder", main))

