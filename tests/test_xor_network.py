@@ -118,6 +118,7 @@ def test_stage_is_full_throughput():
     assert cycles_with_output == list(range(1, 50))
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_constructors_reject_non_configs():
     with pytest.raises(TypeError, match="config must be a flexor.XorConfig"):
         XorNetwork([[1, 0]])
