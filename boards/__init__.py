@@ -1,0 +1,1 @@
+"""FPGA board tops, bitstream builds and programming through amaranth-boards."""
