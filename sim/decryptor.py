@@ -1,4 +1,4 @@
-"""Run :mod:`sim.tb_decryptor` on a generated decryptor: the Python entry for tests and benchmarks."""
+"""Run :mod:`sim.tb_decryptor` on a generated decryptor: the Python entry for tests, benchmarks."""
 
 import json
 import tempfile

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """hdl.Decryptor in Amaranth's simulator, every beat checked against flexor.stream's golden beats.
 
 The golden beats are themselves checked against a naive bit-by-bit model in test_stream.py.

@@ -10,6 +10,9 @@ import pytest
 
 from flexor import XorConfig
 
+# Random matrices of these sizes are often rank-deficient; that is not what is tested here.
+pytestmark = pytest.mark.filterwarnings("ignore::flexor.RankWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 AXI_PORTS = {
     "clk": ("input", 1), "rst": ("input", 1),
