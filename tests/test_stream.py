@@ -146,3 +146,18 @@ def test_layer_tuple_accepted_back():
     assert isinstance(layer, Layer) and layer.chunks == 2
     again = as_layer(configs, layer)
     assert again.config == 0 and np.array_equal(again.bits, layer.bits)
+
+
+def test_worked_example_of_the_protocol_doc():
+    """docs/stream-protocol.md's example, values worked out by hand."""
+    configs = [XorConfig.from_matrix([[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 0, 0]]),
+               XorConfig.from_matrix([[1, 0, 0, 0, 1], [0, 1, 1, 0, 0], [0, 0, 1, 1, 1],
+                                      [1, 1, 0, 0, 0]])]
+    layers = [(0, 3, np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1]], np.uint8)),
+              (1, 2, np.array([[1, 1, 0, 0, 1], [0, 0, 1, 1, 1]], np.uint8))]
+    packed = pack_stream(configs, layers, width=8, lanes=2)
+    assert packed.descriptors == [0x0_00000003, 0x1_00000002]
+    assert packed.words == [0b10011101, 0b00000001, 0b10010011, 0b00000011]
+    assert packed.lasts == [False, True, False, True]
+    assert [(b.data, b.count, b.last) for b in packed.beats] == \
+        [(0b1110_1011, 2, False), (0b0000_0101, 1, True), (0b0111_0110, 2, True)]
