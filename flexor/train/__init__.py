@@ -12,12 +12,12 @@ except ImportError as error:
 
 from .layers import (BinaryConv2d, BinaryLinear, FlexorConv2d, FlexorLinear, FullConv2d,
                      FullLinear, xor_decrypt)
-from .models import MODELS, SCHEMES, OpNet, build_model, predict
+from .models import MODELS, SCHEMES, OpNet, build_model, from_container, predict
 from .recipes import RECIPES, Recipe
 from .trainer import TrainResult, train
 
 __all__ = [
     "FlexorLinear", "FlexorConv2d", "BinaryLinear", "BinaryConv2d", "FullLinear", "FullConv2d",
-    "xor_decrypt", "OpNet", "build_model", "predict", "MODELS", "SCHEMES", "Recipe", "RECIPES",
+    "xor_decrypt", "OpNet", "build_model", "from_container", "predict", "MODELS", "SCHEMES", "Recipe", "RECIPES",
     "train", "TrainResult",
 ]

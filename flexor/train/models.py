@@ -12,6 +12,7 @@ convolutions, max pool, global average pool, linear) and ``resnet20`` (CIFAR-10,
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +22,8 @@ from ..xor_config import XorConfig
 from .layers import (BinaryConv2d, BinaryLinear, FlexorConv2d, FlexorLinear, FullConv2d,
                      FullLinear)
 
-__all__ = ["Architecture", "LayerSpec", "OpNet", "MODELS", "build_model", "predict", "SCHEMES"]
+__all__ = ["Architecture", "LayerSpec", "OpNet", "MODELS", "build_model", "from_container",
+           "predict", "SCHEMES"]
 
 #: Weight schemes: full precision, binary weights (BWN), FleXOR-encrypted weights.
 SCHEMES = ("fp", "bwn", "flexor")
@@ -281,6 +283,52 @@ def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2, config_see
             schemes.append("flexor")
             options.append({"config": config, "q": q})
     return OpNet(arch, schemes, options)
+
+
+def from_container(container):
+    """An eval-ready :class:`OpNet` holding a container's weights, for running it in torch.
+
+    Encrypted layers come back as FleXOR layers whose encrypted weights are the stored bits as
+    +-1 (a BWN layer, stored with an identity configuration, becomes such a layer too).
+    """
+    arch = Architecture(container.topology["input_shape"])
+    arch.ops = [dict(op) for op in container.topology["ops"]]
+    schemes, options = [], []
+    for layer in container.layers:
+        geometry = {}
+        if layer.kind == "conv2d":
+            geometry = {"kernel_size": layer.shape[2], "stride": layer.stride,
+                        "padding": layer.padding}
+        arch.layers.append(LayerSpec(layer.name, layer.kind, layer.shape[1], layer.shape[0],
+                                     bias=layer.bias is not None, **geometry))
+        if layer.precision == "full":
+            schemes.append("fp")
+            options.append({})
+        else:
+            if len({plane.config for plane in layer.planes}) != 1:
+                raise ValueError(f"layer {layer.name}: planes with different configurations "
+                                 f"cannot be loaded into one FleXOR layer")
+            schemes.append("flexor")
+            options.append({"config": container.configs[layer.planes[0].config], "q": layer.q})
+    for op in arch.ops:
+        if op["op"] == "batchnorm":
+            arch.norms[op["name"]] = len(container.tensors[f"{op['name']}.mean"])
+    net = OpNet(arch, schemes, options)
+    with torch.no_grad():
+        for layer, module in zip(container.layers, net.weights):
+            if layer.precision == "full":
+                module.real.copy_(torch.from_numpy(layer.weight))
+            else:
+                bits = np.stack([plane.bits for plane in layer.planes]).astype(np.float32)
+                module.encrypted.copy_(torch.from_numpy(2 * bits - 1))
+                module.alpha.copy_(torch.from_numpy(layer.alpha))
+            if layer.bias is not None:
+                module.bias.copy_(torch.from_numpy(layer.bias))
+        for name, norm in net.norms.items():
+            for part, target in (("mean", norm.running_mean), ("var", norm.running_var),
+                                 ("weight", norm.weight), ("bias", norm.bias)):
+                target.copy_(torch.from_numpy(container.tensors[f"{name}.{part}"]))
+    return net.eval()
 
 
 def predict(model, inputs, batch_size=1000):
