@@ -85,7 +85,7 @@ def main(argv=None):
                    config_seed=args.config_seed, fp_ends=args.fp_ends,
                    data_root=args.data_root, device=args.device, threads=args.threads,
                    max_steps=args.max_steps, progress=not args.quiet,
-                   command=shlex.join([PROG] + argv))
+                   command=f"{PROG} {shlex.join(argv)}")
     container = result.container
     if container is None:  # a torchrun rank other than 0
         return 0

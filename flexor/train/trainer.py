@@ -100,9 +100,9 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
     if device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     rank, world, device = _distributed_setup(device)
-    split = split if split is not None else load_dataset(recipe.dataset, root=data_root)
     net = build_model(recipe.model, scheme=scheme, nin=nin, nout=recipe.nout,
                       ntap=recipe.ntap, config_seed=config_seed, q=q, fp_ends=fp_ends).to(device)
+    split = split if split is not None else load_dataset(recipe.dataset, root=data_root)
     model = net
     dataset = TensorDataset(torch.from_numpy(split.x_train), torch.from_numpy(split.y_train))
     generator = torch.Generator().manual_seed(seed)
