@@ -304,12 +304,22 @@ class Container:
                                          f"{self.layers[index].kind}, not a {name}")
                 used.append(index)
             if name == "batchnorm":
-                for part in BATCHNORM_TENSORS:
-                    if f"{op['name']}.{part}" not in self.tensors:
-                        raise ContainerError(f"topology op {position}: tensor "
-                                             f"{op['name']}.{part} is missing")
+                self._check_batchnorm(position, op["name"])
         if sorted(used) != list(range(len(self.layers))):
             raise ContainerError(f"topology must use every layer exactly once, not {used}")
+
+    def _check_batchnorm(self, position, name):
+        shapes = set()
+        for part in BATCHNORM_TENSORS:
+            tensor = self.tensors.get(f"{name}.{part}")
+            if tensor is None:
+                raise ContainerError(f"topology op {position}: tensor {name}.{part} is missing")
+            if tensor.dtype != np.float32 or tensor.ndim != 1:
+                raise ContainerError(f"tensor {name}.{part} must be 1-D float32, not "
+                                     f"{tensor.dtype} of shape {tensor.shape}")
+            shapes.add(tensor.shape)
+        if len(shapes) != 1:
+            raise ContainerError(f"tensors of batchnorm {name} differ in length: {shapes}")
 
     # -- summaries ---------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flexor import XorConfig  # noqa: E402
 from flexor.cli import run_cli  # noqa: E402
 from flexor.container import Container  # noqa: E402
 from flexor.datasets import load_digits  # noqa: E402

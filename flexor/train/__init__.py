@@ -18,6 +18,7 @@ from .trainer import TrainResult, train
 
 __all__ = [
     "FlexorLinear", "FlexorConv2d", "BinaryLinear", "BinaryConv2d", "FullLinear", "FullConv2d",
-    "xor_decrypt", "OpNet", "build_model", "from_container", "predict", "MODELS", "SCHEMES", "Recipe", "RECIPES",
+    "xor_decrypt", "OpNet", "build_model", "from_container", "predict", "MODELS", "SCHEMES",
+    "Recipe", "RECIPES",
     "train", "TrainResult",
 ]

@@ -236,8 +236,8 @@ class OpNet(nn.Module):
                          tensors=tensors, metadata=metadata)
 
 
-def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2, config_seed=DEFAULT_CONFIG_SEED, q=1,
-                fp_ends=True):
+def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
+                config_seed=DEFAULT_CONFIG_SEED, q=1, fp_ends=True):
     """Build an :class:`OpNet`.
 
     Parameters

@@ -62,8 +62,8 @@ def _distributed_setup(device):
     return dist.get_rank(), world, device
 
 
-def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT_CONFIG_SEED, fp_ends=True,
-          data_root=None, device="cpu", threads=1, max_steps=None, progress=True,
+def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT_CONFIG_SEED,
+          fp_ends=True, data_root=None, device="cpu", threads=1, max_steps=None, progress=True,
           command=None, split=None):
     """Train one network and export it.
 
