@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (Debian 12, Python 3.11, root or sudo):
-#   make demo   set up, generate the shipped-default decoder, simulate it against its matrix
+#   make demo   set up; generate the default decoder and prove it in cocotb; stream the shipped
+#               trained weights through the generated decryptor RTL and compare accuracy
 #   make test   set up and run the whole test suite
 VENV   ?= .venv
 PYTHON ?= python3
@@ -25,6 +26,7 @@ demo: setup
 	mkdir -p build
 	$(PY) -m gen --nin 8 --nout 10 -o build/decoder.v
 	$(PY) -m sim.decoder build/decoder.v
+	$(PY) -m sim --build-dir build/sim
 
 test: setup
 	$(PY) -m pytest -n 2 tests
