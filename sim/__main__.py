@@ -36,7 +36,7 @@ def build_parser():
     parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the stall pattern (default: 0)")
     parser.add_argument("--waves", action="store_true",
-                        help="write a waveform (Icarus: VCD, Verilator: FST) into the build dir")
+                        help="write a waveform (Icarus: FST, Verilator: VCD) into the build dir")
     parser.add_argument("--build-dir", default="build/sim",
                         help="where the Verilog, simulator build and waves go "
                              "(default: build/sim)")

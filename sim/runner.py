@@ -99,8 +99,6 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else []
-    if waves and simulator == "verilator":
-        build_args.append("--trace-fst")
     project_root = str(Path(__file__).resolve().parent.parent)
     test_env = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root,
                                                             os.environ.get("PYTHONPATH")]))}

@@ -78,3 +78,10 @@ def test_missing_simulator_says_how_to_install(tmp_path, capsys, monkeypatch):
     status, _, err = sim(["--build-dir", tmp_path / "b"], capsys)
     assert status == 2 and err.count("\n") == 1
     assert "Icarus Verilog is not installed" in err and "apt-get install" in err
+
+
+def test_waves_are_written(tmp_path, capsys):
+    status, _, err = sim(["--waves", "--build-dir", tmp_path], capsys)
+    assert status == 0, err
+    waves = list(tmp_path.rglob("*.fst")) + list(tmp_path.rglob("*.vcd"))
+    assert waves and waves[0].stat().st_size > 1000
