@@ -14,6 +14,7 @@ from flexor.cli import (
     run_cli,
     write_files_atomically,
 )
+from flexor.container import Container
 from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
@@ -55,6 +56,9 @@ def build_parser():
                            help="emit the decryptor with AXI4-Stream ports instead of the bare "
                                 "network; each --nin (seed + its position) or --matrix, in "
                                 "command-line order, is one configuration")
+    decryptor.add_argument("--weights", metavar="CONTAINER",
+                           help="take the configuration table from an encrypted-weight "
+                                "container (instead of --nin/--matrix)")
     decryptor.add_argument("--width", type=positive_int,
                            help="memory word width: 8, 16, 32 or 64 (default: 32)")
     decryptor.add_argument("--lanes", type=positive_int,
@@ -75,9 +79,18 @@ class ConfigSpec(argparse.Action):
 
 
 def decryptor_configs(args):
-    """The decryptor's configuration table: one entry per ``--nin``/``--matrix``, in order."""
+    """The decryptor's configuration table: the container's (``--weights``), or one entry per
+    ``--nin``/``--matrix`` in command-line order."""
+    if args.weights is not None:
+        if args.config_specs:
+            raise CliError("--weights gives the configurations: drop --nin/--matrix")
+        configs = Container.load(args.weights).configs
+        if args.nout is not None and configs[0].nout != args.nout:
+            raise CliError(f"--nout {args.nout} disagrees with the {configs[0].nout} of "
+                           f"--weights {args.weights}")
+        return configs
     if not args.config_specs:
-        raise CliError("--nin or --matrix is required")
+        raise CliError("--nin, --matrix or --weights is required")
     configs = []
     for position, (option, value) in enumerate(args.config_specs):
         if option == "matrix":
@@ -121,7 +134,7 @@ def main(argv=None):
         raise CliError(f"--top must be a Verilog identifier, not {args.top!r}")
     if args.decryptor:
         return decryptor_main(args)
-    for option in ("width", "lanes"):
+    for option in ("width", "lanes", "weights"):
         if getattr(args, option) is not None:
             raise CliError(f"--{option} applies only with --decryptor")
     options = [option for option, _ in args.config_specs]

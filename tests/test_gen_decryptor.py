@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from flexor import XorConfig
+from flexor.container import Container
 
 # Random matrices of these sizes are often rank-deficient; that is not what is tested here.
 pytestmark = pytest.mark.filterwarnings("ignore::flexor.RankWarning")
@@ -90,7 +91,10 @@ def test_matrix_files_become_configurations_in_order(tmp_path):
      "configs[1] has nin 70, more than the supported 64"),
     (["--decryptor", "--matrix", "m20.json", "--matrix", "m16.json"],
      "configs must share one nout: configs[1] has nout 16, configs[0] has 20"),
-    (["--decryptor", "--nout", "20"], "--nin or --matrix is required"),
+    (["--decryptor", "--nout", "20"], "--nin, --matrix or --weights is required"),
+    (["--decryptor", "--weights", "missing.npz"], "missing.npz: no such file"),
+    (["--decryptor", "--weights", "weights/digits_mlp_0p8.npz", "--nin", "8"],
+     "--weights gives the configurations: drop --nin/--matrix"),
     (["--decryptor", "--nin", "12", "--nout", "20", "--registered"],
      "--registered applies to the bare decoder, not --decryptor"),
     (["--nin", "8", "--nin", "9", "--nout", "20"],
@@ -105,3 +109,13 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     lines = [line for line in result.stderr.splitlines() if "warning" not in line]
     assert lines == [f"python -m gen: error: {message}"]
     assert not list(tmp_path.glob("bad*"))
+
+
+def test_configurations_from_a_container(tmp_path):
+    weights = ROOT / "weights" / "digits_mlp_0p8.npz"
+    result = run_gen("--decryptor", "--weights", str(weights), "--lanes", "2", "-o", "w.v",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / "w.json").read_text())
+    assert [c["matrix"] for c in sidecar["configs"]] == \
+        [c.matrix.tolist() for c in Container.load(weights).configs]
