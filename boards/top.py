@@ -73,7 +73,7 @@ class SelfTest(wiring.Component):
 
     restart: In(1)
     tx: Out(1, init=1)
-    running: Out(1)
+    running: Out(1, init=1)
     passed: Out(1)
     failed: Out(1)
 
@@ -104,10 +104,12 @@ class SelfTest(wiring.Component):
                                                        lanes=self._lanes)
         self._add_descriptor_source(m, decryptor.desc)
         self._add_word_reader(m, decryptor.data)
-        done, ok = self._add_checker(m, decryptor)
-        m.d.comb += [self.running.eq(~done), self.passed.eq(done & ok),
-                     self.failed.eq(done & ~ok)]
-        self._add_reporter(m, done)
+        result = self._add_checker(m, decryptor)
+        # Registered so that no long path ends at an output pin.
+        m.d.sync += [self.passed.eq(result["done"] & result["ok"]),
+                     self.failed.eq(result["done"] & ~result["ok"])]
+        m.d.comb += self.running.eq(~self.passed & ~self.failed)
+        self._add_reporter(m, result)
         # The restart input resets every register of the self-test, decryptor included.
         return ResetInserter(self.restart)(m)
 
@@ -139,40 +141,43 @@ class SelfTest(wiring.Component):
                 m.d.sync += address.eq(address + 1)
 
     def _add_checker(self, m, decryptor):
-        """CRC and counters over the decryptor's output; returns the ``(done, ok)`` signals."""
+        """CRC and counters over the decryptor's output.
+
+        Returns a dict of signals: ``done``, ``ok`` (valid once done), ``crc``, ``chunks``
+        and ``cycles`` (clock cycles from reset until ``done``).
+        """
         image, out = self._image, decryptor.out
         m.submodules.crc = crc = ChunkCrc32(nout=image.nout, lanes=self._lanes)
-        self._chunks = Signal(32)
-        self._cycles = Signal(32)
-        self._crc = crc.value
+        chunks = Signal(32)
+        cycles = Signal(32)
         layers_done = Signal(range(len(image.descriptors) + 1))
         timed_out = Signal()
         done = Signal()
         m.d.comb += [out.ready.eq(1), crc.data.eq(out.payload.data),
-                     crc.count.eq(Mux(out.valid, out.payload.count, 0)),
-                     done.eq((layers_done == len(image.descriptors)) | timed_out)]
+                     crc.count.eq(Mux(out.valid, out.payload.count, 0))]
+        m.d.sync += done.eq((layers_done == len(image.descriptors)) | timed_out)
         with m.If(out.valid):
-            m.d.sync += self._chunks.eq(self._chunks + out.payload.count)
+            m.d.sync += chunks.eq(chunks + out.payload.count)
             with m.If(out.payload.last):
                 m.d.sync += layers_done.eq(layers_done + 1)
         with m.If(~done):
-            m.d.sync += self._cycles.eq(self._cycles + 1)
-            with m.If(self._cycles == self.timeout):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(cycles == self.timeout):
                 m.d.sync += timed_out.eq(1)
-        ok = ((crc.value == image.crc) & (self._chunks == image.chunks) & ~timed_out &
+        ok = ((crc.value == image.crc) & (chunks == image.chunks) & ~timed_out &
               ~decryptor.error.as_value().any())
-        return done, ok
+        return {"done": done, "ok": ok, "crc": crc.value, "chunks": chunks, "cycles": cycles}
 
-    def _add_reporter(self, m, done):
+    def _add_reporter(self, m, result):
         """Send the report when the run ends, then every ``repeat_cycles`` if asked to."""
         m.submodules.report = report = ReportSender()
         m.submodules.uart = uart = self._uart
         wiring.connect(m, report.o, uart.i)
-        m.d.comb += [report.passed.eq(self.passed), report.crc.eq(self._crc),
-                     report.expected.eq(self._image.crc), report.chunks.eq(self._chunks),
-                     report.cycles.eq(self._cycles), self.tx.eq(uart.tx)]
+        m.d.comb += [report.passed.eq(self.passed), report.crc.eq(result["crc"]),
+                     report.expected.eq(self._image.crc), report.chunks.eq(result["chunks"]),
+                     report.cycles.eq(result["cycles"]), self.tx.eq(uart.tx)]
         sent = Signal()
-        with m.If(done & ~sent & ~report.busy):
+        with m.If(~self.running & ~sent & ~report.busy):
             m.d.comb += report.start.eq(1)
             m.d.sync += sent.eq(1)
         if self._repeat_cycles is not None:
