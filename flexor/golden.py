@@ -67,7 +67,7 @@ def unpack_bits(packed, width):
 
 
 def decrypt_reference(matrix_or_config, bits):
-    """Obviously-correct decrypt: decrypted bit ``r`` is the XOR of the encrypted bits in row ``r``."""
+    """Obviously-correct decrypt: decrypted bit ``r`` is the XOR of the bits row ``r`` selects."""
     config = as_config(matrix_or_config)
     x = _check_bits(bits, config.nin, "bits")
     y = np.zeros(x.shape[:-1] + (config.nout,), dtype=np.uint8)

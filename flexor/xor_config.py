@@ -53,8 +53,9 @@ def _check_matrix(matrix):
     if isinstance(matrix, np.ndarray):
         array = matrix
     else:
-        if not isinstance(matrix, (list, tuple)) or not all(isinstance(row, (list, tuple, np.ndarray))
-                                                             for row in matrix):
+        rows_ok = isinstance(matrix, (list, tuple)) and all(
+            isinstance(row, (list, tuple, np.ndarray)) for row in matrix)
+        if not rows_ok:
             raise ValueError(f"matrix must be a list of rows, not {type(matrix).__name__}")
         if len({len(row) for row in matrix}) > 1:
             raise ValueError("matrix must be rectangular (every row the same length)")

@@ -5,8 +5,14 @@ import sys
 import warnings
 
 from flexor import XorConfig
-from flexor.cli import CliError, CliParser, positive_int, nonnegative_int, run_cli
-from flexor.cli import write_files_atomically
+from flexor.cli import (
+    CliError,
+    CliParser,
+    nonnegative_int,
+    positive_int,
+    run_cli,
+    write_files_atomically,
+)
 from flexor.xor_config import DENSE
 
 from .verilog import DEFAULT_TOP, decoder_files

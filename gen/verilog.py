@@ -9,7 +9,7 @@ os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 from amaranth.back import verilog  # noqa: E402
 from amaranth.hdl import Module, Shape  # noqa: E402
 from amaranth.lib import wiring  # noqa: E402
-from amaranth.lib.wiring import In, Out, connect, flipped  # noqa: E402
+from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from flexor import XorConfig  # noqa: E402
 from flexor.xor_config import dumps_config_json  # noqa: E402

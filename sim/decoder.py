@@ -1,4 +1,5 @@
-"""``python -m sim.decoder decoder.v``: check a generated XOR decoder in cocotb against its sidecar."""
+"""``python -m sim.decoder decoder.v``: check a generated XOR decoder in cocotb against its sidecar
+matrix."""
 
 import json
 import sys
@@ -7,8 +8,8 @@ import time
 from pathlib import Path
 
 from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
-
 from gen.verilog import sidecar_path
+
 from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed, run_testbench
 
 __all__ = ["check_decoder"]

