@@ -11,6 +11,8 @@ from .build import TOOLCHAINS, ToolMissing, bitstream_path, build_bitstream
 from .build import parse_build_reports, program_board
 from .image import WeightImage, container_layers, word_width
 from .platforms import BOARDS, board_by_name
+from .report import parse_report
+from .simulate import simulate_selftest
 
 PROG = "python -m boards"
 #: The trained container shipped with the project.
@@ -25,16 +27,19 @@ def build_parser():
     commands.add_parser("list", help="supported boards with device, clock and block RAM")
     build = commands.add_parser("build", help="bitstream plus resource and Fmax report")
     program = commands.add_parser("program", help="flash a built bitstream")
+    simulate = commands.add_parser("simulate", help="run the board's logic in Amaranth's "
+                                   "simulator and print what its UART sends")
     for sub in (build, program):
         sub.add_argument("--board", required=True, choices=list(BOARDS), metavar="NAME",
                          help=f"one of: {', '.join(BOARDS)}")
         sub.add_argument("--build-dir", metavar="DIR",
                          help="build directory (default: build/<board>)")
-    build.add_argument("--weights", metavar="FILE", default=str(DEFAULT_WEIGHTS),
-                       help="encrypted-weight container (default: the shipped "
-                            f"weights/{DEFAULT_WEIGHTS.name})")
-    build.add_argument("--lanes", type=positive_int, default=1,
-                       help="chunks decrypted per cycle (default: 1)")
+    for sub in (build, simulate):
+        sub.add_argument("--weights", metavar="FILE", default=str(DEFAULT_WEIGHTS),
+                         help="encrypted-weight container (default: the shipped "
+                              f"weights/{DEFAULT_WEIGHTS.name})")
+        sub.add_argument("--lanes", type=positive_int, default=1,
+                         help="chunks decrypted per cycle (default: 1)")
     build.add_argument("--toolchain", choices=list(TOOLCHAINS), default="yowasp",
                        help="yowasp: the YoWASP tools from PyPI (default); system: Yosys and "
                             "nextpnr from PATH or YOSYS, NEXTPNR_ICE40, ... variables")
@@ -92,11 +97,24 @@ def print_report(report):
         print(f"{name:<12} {value}")
 
 
+def simulate(weights, lanes):
+    """Print the simulated UART line and the golden CRC; status 1 unless the run passed."""
+    image = load_image(weights, lanes)
+    result = simulate_selftest(image, lanes=lanes)
+    print(result.text, end="")
+    report = parse_report(result.text)
+    print(f"golden CRC {image.crc:08x}, {image.chunks} chunks: the simulated board "
+          f"{'matches' if report['crc'] == image.crc else 'DIFFERS'}")
+    return 0 if report["passed"] and report["crc"] == image.crc else 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "list":
         list_boards()
         return 0
+    if args.command == "simulate":
+        return simulate(args.weights, args.lanes)
     board = board_by_name(args.board)
     build_dir = Path(args.build_dir or Path("build") / board.name)
     try:
