@@ -111,7 +111,8 @@ class ChunkCrc32(wiring.Component):
             for count in range(1, self._lanes + 1):
                 masks = update_masks(count * padded)
                 with m.Case(count):
-                    m.d.sync += register.eq(Cat(*(_xor_of(state, list(register)) ^ _xor_of(data, bits)
-                                                  for state, data in masks)))
+                    m.d.sync += register.eq(Cat(*(
+                        _xor_of(state, list(register)) ^ _xor_of(data, bits)
+                        for state, data in masks)))
         m.d.comb += self.value.eq(register ^ _FINAL_XOR)
         return m

@@ -3,9 +3,9 @@
 :class:`SelfTest` is all of the logic and has no pins, so the simulator runs exactly what the
 board runs; :class:`BoardTop` only connects it to a board's clock, LEDs, button and UART::
 
-    descriptor ROM (logic) ──> desc ─┐
-    data ROM (block RAM) ─> reader ──> data ─┴─> hdl.Decryptor ──> out ─> CRC-32, counters
-                                                                        └─> verdict: LEDs, UART
+    descriptor ROM (logic) ─────> desc ─┐
+    data ROM (block RAM) ─> reader ─> data ─┴─> hdl.Decryptor ─> out ─> CRC-32, counters
+                                                                  └─> verdict: LEDs, UART
 
 The data ROM's read port has one cycle of latency. The reader keeps the word it read in the
 port's output register and reads the next address in the same cycle as the decryptor accepts
@@ -114,7 +114,7 @@ class SelfTest(wiring.Component):
         return ResetInserter(self.restart)(m)
 
     def _add_descriptor_source(self, m, desc):
-        """The few descriptor beats come from logic, one per cycle while the decryptor takes them."""
+        """Descriptor beats (a few) from logic, one per cycle while the decryptor takes them."""
         descriptors = self._image.descriptors
         index = Signal(range(len(descriptors) + 1))
         m.d.comb += desc.valid.eq(index < len(descriptors))
