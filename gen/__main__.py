@@ -1,5 +1,6 @@
 """``python -m gen``: write the Verilog of a FleXOR XOR-gate decoder and its ``.json`` sidecar."""
 
+import argparse
 import re
 import sys
 import warnings
@@ -15,6 +16,7 @@ from flexor.cli import (
 )
 from flexor.xor_config import DENSE
 
+from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
 from .verilog import DEFAULT_TOP, decoder_files
 
 
@@ -28,8 +30,9 @@ def build_parser():
         prog="python -m gen",
         description="Generate synthesizable Verilog for a FleXOR XOR-gate decoder (Nin encrypted "
                     "bits -> Nout weight bits) and a JSON sidecar describing it.")
-    parser.add_argument("--nin", type=positive_int,
-                        help="encrypted bits per chunk (required unless --matrix is given)")
+    parser.add_argument("--nin", type=positive_int, action=ConfigSpec,
+                        help="encrypted bits per chunk (required unless --matrix is given); "
+                             "with --decryptor, repeat for one configuration each")
     parser.add_argument("--nout", type=positive_int,
                         help="decrypted weight bits per chunk (required unless --matrix is given)")
     parser.add_argument("--ntap", type=ntap_value, default=2,
@@ -37,17 +40,59 @@ def build_parser():
                              "(default: 2)")
     parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the random matrix (default: 0)")
-    parser.add_argument("--matrix", metavar="FILE",
+    parser.add_argument("--matrix", metavar="FILE", action=ConfigSpec,
                         help="take the matrix from FILE (a JSON matrix or an earlier sidecar) "
                              "instead of generating it; --nin/--nout, if given, must agree")
-    parser.add_argument("--top", default=DEFAULT_TOP,
-                        help=f"Verilog module name (default: {DEFAULT_TOP})")
+    parser.add_argument("--top",
+                        help=f"Verilog module name (default: {DEFAULT_TOP}, with --decryptor "
+                             f"{DEFAULT_DECRYPTOR_TOP})")
     parser.add_argument("--registered", action="store_true",
                         help="emit the streaming variant: one register stage with clk, rst and "
                              "valid/ready handshakes (default: combinational)")
+    decryptor = parser.add_argument_group(
+        "weight-streaming decryptor (see docs/stream-protocol.md)")
+    decryptor.add_argument("--decryptor", action="store_true",
+                           help="emit the decryptor with AXI4-Stream ports instead of the bare "
+                                "network; each --nin (seed + its position) or --matrix, in "
+                                "command-line order, is one configuration")
+    decryptor.add_argument("--width", type=positive_int,
+                           help="memory word width: 8, 16, 32 or 64 (default: 32)")
+    decryptor.add_argument("--lanes", type=positive_int,
+                           help="chunks decrypted per output beat (default: 1)")
+    parser.set_defaults(config_specs=[])
     parser.add_argument("-o", "--output", required=True, metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
     return parser
+
+
+class ConfigSpec(argparse.Action):
+    """Store the value as usual and also append ``(option, value)`` to ``config_specs``, so the
+    decryptor sees every ``--nin``/``--matrix`` in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.config_specs = namespace.config_specs + [(self.dest, values)]
+
+
+def decryptor_configs(args):
+    """The decryptor's configuration table: one entry per ``--nin``/``--matrix``, in order."""
+    if not args.config_specs:
+        raise CliError("--nin or --matrix is required")
+    configs = []
+    for position, (option, value) in enumerate(args.config_specs):
+        if option == "matrix":
+            config = XorConfig.load(value)
+            if args.nout is not None and config.nout != args.nout:
+                raise CliError(f"--nout {args.nout} disagrees with the {config.nout} of "
+                               f"--matrix {value}")
+        else:
+            if args.nout is None:
+                raise CliError("--nout is required with --nin")
+            if args.ntap != DENSE and args.ntap > value:
+                raise CliError(f"--ntap {args.ntap} must be <= --nin {value}")
+            config = XorConfig.random(value, args.nout, args.ntap, args.seed + position)
+        configs.append(config)
+    return configs
 
 
 def decoder_config(args):
@@ -70,8 +115,17 @@ def decoder_config(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.top is None:
+        args.top = DEFAULT_DECRYPTOR_TOP if args.decryptor else DEFAULT_TOP
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.top):
         raise CliError(f"--top must be a Verilog identifier, not {args.top!r}")
+    if args.decryptor:
+        return decryptor_main(args)
+    for option in ("width", "lanes"):
+        if getattr(args, option) is not None:
+            raise CliError(f"--{option} applies only with --decryptor")
+    if len(args.config_specs) > 1:
+        raise CliError("--nin and --matrix may be repeated only with --decryptor")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         config = decoder_config(args)
@@ -81,6 +135,23 @@ def main(argv=None):
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
           f"rank {config.rank}" + (", registered" if args.registered else ""))
+    return 0
+
+
+def decryptor_main(args):
+    if args.registered:
+        raise CliError("--registered applies to the bare decoder, not --decryptor")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configs = decryptor_configs(args)
+    for warning in caught:
+        print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
+    width = 32 if args.width is None else args.width
+    lanes = 1 if args.lanes is None else args.lanes
+    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top)
+    write_files_atomically(files)
+    print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
+          f" -> nout {configs[0].nout}, width {width}, lanes {lanes}")
     return 0
 
 

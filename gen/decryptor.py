@@ -1,0 +1,141 @@
+"""The weight-streaming decryptor as a Verilog top with AXI4-Stream port names, plus its sidecar.
+
+The sidecar (``X.json`` beside ``X.v``) is enough to drive the module from the protocol alone
+(``docs/stream-protocol.md``): every parameter, every matrix, and the bit layout of each stream.
+"""
+
+import json
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from flexor.stream import CHUNKS_BITS, CONFIG_BITS, DESCRIPTOR_WIDTH, count_width
+from hdl import Decryptor
+
+from .verilog import port_list, sidecar_path, to_verilog, tool_versions
+
+__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest"]
+
+DEFAULT_DECRYPTOR_TOP = "flexor_decryptor"
+
+
+class DecryptorTop(wiring.Component):
+    """:class:`hdl.Decryptor` with flat AXI4-Stream port names for use outside Amaranth.
+
+    Parameters are those of :class:`hdl.Decryptor`.
+
+    Members
+    -------
+    s_desc_tdata, s_desc_tvalid : ``In``; s_desc_tready : ``Out(1)``
+        Descriptors: chunk count in ``tdata[31:0]``, configuration index in ``tdata[39:32]``.
+    s_axis_tdata, s_axis_tvalid, s_axis_tlast : ``In``; s_axis_tready : ``Out(1)``
+        Encrypted data words.
+    m_axis_tdata, m_axis_tvalid, m_axis_tlast, m_axis_tuser : ``Out``; m_axis_tready : ``In(1)``
+        Decrypted chunks; ``tuser`` = number of valid chunks in the beat.
+    error : ``Out(2)``
+        Sticky: bit 0 configuration index out of range, bit 1 zero chunk count.
+    """
+
+    def __init__(self, *, configs, width, lanes):
+        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes)
+        super().__init__({
+            "s_desc_tdata": In(DESCRIPTOR_WIDTH), "s_desc_tvalid": In(1), "s_desc_tready": Out(1),
+            "s_axis_tdata": In(width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(self._decryptor.nout * lanes), "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1), "m_axis_tlast": Out(1), "m_axis_tuser": Out(count_width(lanes)),
+            "error": Out(2),
+        })
+
+    @property
+    def decryptor(self):
+        return self._decryptor
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.decryptor = core = self._decryptor
+        m.d.comb += [
+            core.desc.payload.eq(self.s_desc_tdata), core.desc.valid.eq(self.s_desc_tvalid),
+            self.s_desc_tready.eq(core.desc.ready),
+            core.data.payload.data.eq(self.s_axis_tdata),
+            core.data.payload.last.eq(self.s_axis_tlast),
+            core.data.valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(core.data.ready),
+            self.m_axis_tdata.eq(core.out.payload.data),
+            self.m_axis_tlast.eq(core.out.payload.last),
+            self.m_axis_tuser.eq(core.out.payload.count), self.m_axis_tvalid.eq(core.out.valid),
+            core.out.ready.eq(self.m_axis_tready),
+            self.error.eq(core.error),
+        ]
+        return m
+
+
+def dumps_manifest(manifest):
+    """Sidecar text: two-space JSON with each matrix row on one line (readable, byte-stable)."""
+    rows = []
+
+    def compact(value):
+        if isinstance(value, dict):
+            return {key: compact(item) for key, item in value.items()}
+        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+            rows.extend(json.dumps(row) for row in value)
+            return [f"\0{len(rows) - len(value) + i}\0" for i in range(len(value))]
+        if isinstance(value, list):
+            return [compact(item) for item in value]
+        return value
+
+    text = json.dumps(compact(manifest), indent=2)
+    for index, row in enumerate(rows):
+        text = text.replace(f'"\\u0000{index}\\u0000"', row, 1)
+    return text + "\n"
+
+
+def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP):
+    """Generate the decryptor: ``{verilog_path: text, sidecar_path: text}``.
+
+    Raises ``TypeError``/``ValueError`` (one line) for parameters :class:`hdl.Decryptor` refuses.
+    """
+    component = DecryptorTop(configs=configs, width=width, lanes=lanes)
+    core = component.decryptor
+    text = to_verilog(component, top)
+    nout = core.nout
+    manifest = {
+        "kind": "decryptor",
+        "top": top,
+        "width": width,
+        "lanes": lanes,
+        "nout": nout,
+        "nin": [config.nin for config in core.configs],
+        "buffer_width": core.buffer_width,
+        "latency": core.latency,
+        "layer_gap": core.layer_gap,
+        "descriptor": {
+            "port": "s_desc_tdata", "width": DESCRIPTOR_WIDTH,
+            "fields": {"chunks": {"lsb": 0, "width": CHUNKS_BITS},
+                       "config": {"lsb": CHUNKS_BITS, "width": CONFIG_BITS}},
+            "malformed": "config >= len(configs) or chunks == 0: consumed, no output, sticky "
+                         "error bit; a bad config with chunks > 0 discards its data words up to "
+                         "and including the one with tlast",
+        },
+        "data": {
+            "port": "s_axis_tdata", "width": width,
+            "packing": "chunk j of a layer = stream bits j*nin .. j*nin+nin-1; stream bit b = "
+                       "bit b % width of word b // width; each layer starts on a new word, its "
+                       "last word is zero-padded and has tlast = 1",
+        },
+        "output": {
+            "port": "m_axis_tdata", "width": nout * lanes,
+            "chunk_bits": "chunk i of the beat in bits [i*nout, (i+1)*nout)",
+            "tuser": {"port": "m_axis_tuser", "width": count_width(lanes),
+                      "meaning": "number of valid chunks in the beat (lanes except on a "
+                                 "layer's final beat); chunks past it are all zero"},
+            "tlast": "on the final beat of every layer",
+        },
+        "error": {"port": "error", "bits": {"0": "bad_config", "1": "zero_chunks"},
+                  "sticky": "until rst"},
+        "ports": port_list(component, clocked=True),
+        "tools": tool_versions(),
+        "configs": [{"index": index, **config.to_dict()}
+                    for index, config in enumerate(core.configs)],
+    }
+    return {verilog_path: text, sidecar_path(verilog_path): dumps_manifest(manifest)}

@@ -1,0 +1,243 @@
+"""The weight-streaming decryptor: memory words in, decrypted weight chunks out, at full rate.
+
+Structure (one clock domain, ``sync``)::
+
+    desc ──> input side ──> next-layer slot ──> current layer ─┐
+    data ──> input side ──> bit buffer (gearbox) ──────────────┴─> L x K XOR networks ─> out reg
+
+* The **input side** pairs descriptors with data words: it accepts a descriptor when it is not
+  inside a layer (or on the cycle the layer's ``last`` word arrives, so back-to-back layers lose
+  no cycle) and appends every data word of a good layer whole to the bit buffer. It trusts the
+  data stream's ``last`` flag for where a layer's words end.
+* The **bit buffer** holds ``buffer_width = max(lanes * nin) + width - 1`` bits, LSB = oldest.
+  That is the least that lets it take a beat's bits and a new word in the same cycle whenever the
+  rate allows (see ``docs/stream-protocol.md``).
+* The **current layer** takes ``lanes`` chunks (fewer on the final beat) from the buffer bottom
+  per output beat. On the final beat it also drops the zero padding of the layer's last word:
+  the padding is ``-(bits taken in this layer) mod width``, tracked by a ``log2(width)``-bit
+  offset, so no multiplier is needed to find layer boundaries.
+* A **malformed descriptor** (configuration index >= ``len(configs)``, or zero chunks) is
+  consumed without output and sets a sticky bit of ``error`` until reset; for a bad index with a
+  non-zero count the layer's data words are discarded up to and including the one flagged
+  ``last``. A zero-chunk layer has no data words, so nothing is discarded.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from flexor.stream import CHUNKS_BITS, CONFIG_BITS, check_stream_parameters, count_width
+
+from .xor_network import xor_rows
+
+__all__ = ["Decryptor", "descriptor_layout", "data_layout", "output_layout", "error_layout"]
+
+
+def descriptor_layout():
+    """Descriptor payload: ``chunks`` in bits ``[0, 32)``, ``config`` in bits ``[32, 40)``."""
+    return data.StructLayout({"chunks": CHUNKS_BITS, "config": CONFIG_BITS})
+
+
+def data_layout(width):
+    """Data payload: one memory word and the layer's ``last`` flag."""
+    return data.StructLayout({"data": width, "last": 1})
+
+
+def output_layout(nout, lanes):
+    """Output payload: ``lanes`` chunks, the number of valid ones, and the layer's ``last``."""
+    return data.StructLayout({"data": nout * lanes, "count": count_width(lanes), "last": 1})
+
+
+def error_layout():
+    """Sticky error flags: which kind of malformed descriptor was seen since reset."""
+    return data.StructLayout({"bad_config": 1, "zero_chunks": 1})
+
+
+class Decryptor(wiring.Component):
+    """Streaming FleXOR decryptor with a gearbox from memory words to ``lanes`` chunks per beat.
+
+    Parameters
+    ----------
+    configs : sequence of :class:`flexor.XorConfig`
+        Configuration table, addressed by the descriptor's ``config`` field. All share ``nout``;
+        ``nin`` (at most 64) and the matrix may differ (mixed precision per layer).
+    width : int
+        Memory word width: 8, 16, 32 or 64.
+    lanes : int
+        Chunks decrypted per output beat (``>= 1``).
+
+    Attributes
+    ----------
+    configs, width, lanes, nout
+        The parameters (``configs`` as a tuple).
+    buffer_width : int
+        Bits in the gearbox buffer.
+    latency : int
+        Cycles from accepting a layer's descriptor and first data word to its first output beat
+        when nothing stalls (:data:`LATENCY`).
+    layer_gap : int
+        Idle output cycles between the final beat of a layer and the first of the next when
+        nothing stalls and the next layer's descriptor is waiting (:data:`LAYER_GAP`).
+
+    Members
+    -------
+    desc : ``In(stream.Signature(descriptor_layout()))``
+        One descriptor per layer.
+    data : ``In(stream.Signature(data_layout(width)))``
+        Encrypted bits, LSB-first, each layer starting on a fresh word, its last word ``last``.
+    out : ``Out(stream.Signature(output_layout(nout, lanes)))``
+        Decrypted chunks; chunk ``i`` in ``data[i*nout:(i+1)*nout]``; ``count`` valid chunks
+        (always ``lanes`` but on a layer's final beat), chunks past ``count`` zero; ``last`` on
+        a layer's final beat.
+    error : ``Out(error_layout())``
+        Sticky until reset: ``bad_config`` (index out of range), ``zero_chunks``.
+    """
+
+    #: See the ``latency`` attribute: descriptor -> slot -> current layer -> output register.
+    LATENCY = 3
+    #: See the ``layer_gap`` attribute; measured by tests/test_decryptor.py.
+    LAYER_GAP = 0
+
+    def __init__(self, *, configs, width, lanes=1):
+        self._configs, self._width, self._lanes = check_stream_parameters(configs, width, lanes)
+        self._nout = self._configs[0].nout
+        self._buffer_width = max(lanes * c.nin for c in self._configs) + width - 1
+        super().__init__({
+            "desc": In(stream.Signature(descriptor_layout())),
+            "data": In(stream.Signature(data_layout(width))),
+            "out": Out(stream.Signature(output_layout(self._nout, lanes))),
+            "error": Out(error_layout()),
+        })
+
+    configs = property(lambda self: self._configs)
+    width = property(lambda self: self._width)
+    lanes = property(lambda self: self._lanes)
+    nout = property(lambda self: self._nout)
+    buffer_width = property(lambda self: self._buffer_width)
+    latency = property(lambda self: self.LATENCY)
+    layer_gap = property(lambda self: self.LAYER_GAP)
+
+    def elaborate(self, platform):
+        m = Module()
+        configs, width, lanes = self._configs, self._width, self._lanes
+        capacity = self._buffer_width
+
+        buffer = Signal(capacity)               # bits at and above `fill` are always zero
+        fill = Signal(range(capacity + 1))
+
+        in_layer = Signal()                     # inside a good layer's data words
+        skipping = Signal()                     # discarding a bad layer's data words
+        next_valid = Signal()                   # one-layer slot between the two sides
+        next_config = Signal(range(max(len(configs), 2)))
+        next_chunks = Signal(CHUNKS_BITS)
+
+        active = Signal()                       # the current layer, being turned into beats
+        config = Signal.like(next_config)
+        remaining = Signal(CHUNKS_BITS)
+        offset = Signal(exact_log2(width))      # bits taken in this layer, mod width
+
+        # Output side: how many chunks and bits the next beat takes.
+        final = Signal()
+        chunks = Signal(range(lanes + 1))
+        need = Signal(range(capacity + 1))
+        pad = Signal(exact_log2(width))
+        fire = Signal()
+        shift = Signal(range(capacity + 1))
+        load = Signal()
+        m.d.comb += [
+            final.eq(remaining <= lanes),
+            chunks.eq(Mux(final, remaining, lanes)),
+            pad.eq(-(offset + need)),           # to the next word boundary, mod width
+            fire.eq(active & (fill >= need) & (~self.out.valid | self.out.ready)),
+            shift.eq(Mux(fire, need + Mux(final, pad, 0), 0)),
+            load.eq(next_valid & (~active | (fire & final))),
+        ]
+        with m.Switch(config):
+            for index, xor_config in enumerate(configs):
+                with m.Case(index):
+                    m.d.comb += need.eq(chunks * xor_config.nin)
+
+        # Input side.
+        base = Signal(range(capacity + 1))      # where an accepted word lands: fill - shift
+        room = Signal()
+        desc_ok = Signal()
+        start_good = Signal()
+        start_bad = Signal()
+        word = Signal()
+        ends = Signal()
+        payload = self.desc.payload
+        m.d.comb += [
+            base.eq(fill - shift),
+            room.eq(base + width <= capacity),
+            # A descriptor may enter with the current layer's last word: no lost cycle.
+            self.desc.ready.eq((~next_valid | load) & ~skipping &
+                               (~in_layer | (self.data.valid & self.data.payload.last & room))),
+            desc_ok.eq(self.desc.valid & self.desc.ready & (payload.chunks != 0)),
+            start_good.eq(desc_ok & (payload.config < len(configs))),
+            start_bad.eq(desc_ok & (payload.config >= len(configs))),
+            word.eq(self.data.valid & self.data.ready),
+            ends.eq(word & self.data.payload.last),
+        ]
+        with m.If(in_layer):
+            m.d.comb += self.data.ready.eq(room)
+            with m.If(ends):
+                m.d.sync += [in_layer.eq(start_good), skipping.eq(start_bad)]
+        with m.Elif(skipping):
+            m.d.comb += self.data.ready.eq(1)
+            with m.If(ends):
+                m.d.sync += skipping.eq(0)
+        with m.Else():
+            # Idle: a descriptor accepted now opens its layer in this very cycle.
+            m.d.comb += self.data.ready.eq((start_good & room) | start_bad)
+            m.d.sync += [in_layer.eq(start_good & ~ends), skipping.eq(start_bad & ~ends)]
+
+        with m.If(self.desc.valid & self.desc.ready):
+            m.d.sync += [
+                self.error.bad_config.eq(self.error.bad_config | (payload.config >= len(configs))),
+                self.error.zero_chunks.eq(self.error.zero_chunks | (payload.chunks == 0)),
+            ]
+        with m.If(start_good):
+            m.d.sync += [next_valid.eq(1), next_config.eq(payload.config),
+                         next_chunks.eq(payload.chunks)]
+        with m.Elif(load):
+            m.d.sync += next_valid.eq(0)
+
+        # Gearbox: drop what the beat took, append an accepted word of a good layer on top.
+        append = word & (in_layer | (~skipping & start_good))
+        kept = buffer >> shift
+        with m.If(append):
+            m.d.sync += [buffer.eq(kept | (self.data.payload.data << base)),
+                         fill.eq(base + width)]
+        with m.Else():
+            m.d.sync += [buffer.eq(kept), fill.eq(base)]
+
+        # Current layer.
+        with m.If(load):
+            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
+                         offset.eq(0)]
+        with m.Elif(fire):
+            m.d.sync += [remaining.eq(remaining - chunks), offset.eq(offset + need)]
+            with m.If(final):
+                m.d.sync += active.eq(0)
+
+        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
+        decrypted = Signal(self._nout * lanes)
+        with m.Switch(config):
+            for index, xor_config in enumerate(configs):
+                nin = xor_config.nin
+                with m.Case(index):
+                    m.d.comb += decrypted.eq(Cat(
+                        *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
+                          for lane in range(lanes))))
+        # Chunks past `count` are zero, so whole beats compare equal to the golden model.
+        lane_valid = Cat(Const(1, 1), *(chunks > lane for lane in range(1, lanes)))
+        masked = Cat(*(Mux(lane_valid[lane], decrypted.word_select(lane, self._nout), 0)
+                       for lane in range(lanes)))
+
+        with m.If(fire):
+            m.d.sync += [self.out.valid.eq(1), self.out.payload.data.eq(masked),
+                         self.out.payload.count.eq(chunks), self.out.payload.last.eq(final)]
+        with m.Elif(self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        return m

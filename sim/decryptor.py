@@ -1,0 +1,58 @@
+"""Run :mod:`sim.tb_decryptor` on a generated decryptor: the Python entry for tests, benchmarks."""
+
+import json
+import tempfile
+from pathlib import Path
+
+from flexor import XorConfig
+from flexor.cli import CliError
+from flexor.stream import as_layer, layers_to_json
+
+from gen.verilog import sidecar_path
+from .runner import run_testbench
+
+__all__ = ["load_decryptor_sidecar", "check_decryptor"]
+
+
+def load_decryptor_sidecar(verilog):
+    """The sidecar of ``verilog`` and its configuration table; ``CliError`` when unreadable."""
+    path = Path(sidecar_path(str(verilog)))
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+        configs = [XorConfig.from_matrix(config["matrix"]) for config in sidecar["configs"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CliError(f"cannot read decryptor sidecar {path}: {error}") from None
+    return sidecar, configs
+
+
+def check_decryptor(verilog, layers, *, simulator="icarus", seed=0, stall=None, reset_at=None,
+                    build_dir=None, waves=False):
+    """Simulate ``verilog`` streaming ``layers`` and compare every beat with the golden model.
+
+    Parameters
+    ----------
+    layers : list
+        ``(config index, chunks, bits)`` or :class:`flexor.stream.Layer` per layer.
+    stall : dict, optional
+        Chance per cycle that ``desc``/``data`` valid or ``out`` ready is withheld.
+    reset_at : int, optional
+        Cycle at which to pulse ``rst`` mid-stream and start over.
+
+    Returns the testbench's result: ``beats``, ``words``, ``layers``, ``cycles`` (until the last
+    beat) and the cycle of every output beat and accepted word. Raises
+    :class:`~sim.runner.TestbenchFailed` with the first mismatch.
+    """
+    sidecar, configs = load_decryptor_sidecar(verilog)
+    layers = [as_layer(configs, layer) for layer in layers]
+    stimulus = {"layers": layers_to_json(layers), "seed": seed, "stall": stall or {},
+                "reset_at": reset_at}
+    with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
+        build = Path(build_dir or Path(scratch) / simulator)
+        build.mkdir(parents=True, exist_ok=True)
+        (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
+        run_testbench(sources=[verilog], top=sidecar["top"], test_module="sim.tb_decryptor",
+                      build_dir=build, simulator=simulator, waves=waves,
+                      env={"FLEXOR_SIDECAR": str(Path(sidecar_path(str(verilog))).resolve()),
+                           "FLEXOR_STIMULUS": str((build / "stimulus.json").resolve()),
+                           "FLEXOR_RESULT": str((build / "result.json").resolve())})
+        return json.loads((build / "result.json").read_text(encoding="utf-8"))

@@ -1,0 +1,135 @@
+"""cocotb testbench for a generated decryptor, driven only by its sidecar and a stimulus file.
+
+The sidecar (``FLEXOR_SIDECAR``) gives the word width, lanes and every matrix; the stimulus
+(``FLEXOR_STIMULUS``, JSON) gives the layers and how to disturb the streams::
+
+    {"layers": [{"config": 0, "chunks": 5, "packed": "<hex of the flat packed bits>"}, ...],
+     "seed": 0,                                       # of the stall pattern
+     "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance valid/ready is withheld a cycle
+     "reset_at": null}                                # cycle of a mid-stream reset, or null
+
+The layers are packed and their golden beats computed with :mod:`flexor.stream` from the
+sidecar's matrices alone. Every output beat (``tdata``, ``tuser``, ``tlast``) is compared in
+order; the first mismatch is reported with layer, chunk, bit and cycle. With ``reset_at`` the
+streams are dropped at that cycle, ``rst`` is held two cycles, and everything is sent again
+from the start (the beats before the reset are discarded). The result, with the cycle of every
+handshake, is written to ``FLEXOR_RESULT`` when set.
+"""
+
+import json
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from flexor import XorConfig
+from flexor.stream import layers_from_json, pack_stream
+
+
+def load_case():
+    with open(os.environ["FLEXOR_SIDECAR"], encoding="utf-8") as file:
+        sidecar = json.load(file)
+    with open(os.environ["FLEXOR_STIMULUS"], encoding="utf-8") as file:
+        stimulus = json.load(file)
+    configs = [XorConfig.from_matrix(config["matrix"]) for config in sidecar["configs"]]
+    layers = layers_from_json(configs, stimulus["layers"])
+    packed = pack_stream(configs, layers, width=sidecar["width"], lanes=sidecar["lanes"])
+    return sidecar, stimulus, packed
+
+
+def describe_mismatch(beat, got, nout):
+    """Where a received ``(data, count, last)`` first differs from the golden :class:`Beat`."""
+    data, count, last = got
+    if data != beat.data:
+        diff = data ^ beat.data
+        bit = (diff & -diff).bit_length() - 1
+        return (f"layer {beat.layer}, chunk {beat.chunk + bit // nout}, bit {bit % nout}: got "
+                f"{data >> bit & 1}, want {beat.data >> bit & 1} (beat tdata {data:#x}, want "
+                f"{beat.data:#x})")
+    if count != beat.count:
+        return f"layer {beat.layer}, chunk {beat.chunk}: tuser {count}, want {beat.count}"
+    return f"layer {beat.layer}, chunk {beat.chunk}: tlast {int(last)}, want {int(beat.last)}"
+
+
+async def pulse_reset(dut, cycles=2):
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+@cocotb.test()
+async def decryptor_matches_golden_beats(dut):
+    """Every output beat equals the golden model, in order, under random stalls and a reset."""
+    sidecar, stimulus, packed = load_case()
+    nout = sidecar["nout"]
+    seed = stimulus.get("seed", 0)
+    stall = {"desc": 0.0, "data": 0.0, "out": 0.0, **stimulus.get("stall", {})}
+    reset_at = stimulus.get("reset_at")
+    rng = random.Random(seed)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.s_desc_tvalid.value = 0
+    dut.s_axis_tvalid.value = 0
+    dut.m_axis_tready.value = 0
+    await pulse_reset(dut)
+
+    descriptors, words, lasts, beats = packed
+    d = w = 0
+    received, beat_cycles, word_cycles = 0, [], []
+    held = None
+    limit = 40 * (len(words) + len(beats) + len(descriptors)) + 200 + (reset_at or 0)
+    for cycle in range(limit):
+        if received == len(beats):
+            break
+        if reset_at is not None and cycle == reset_at:
+            dut.s_desc_tvalid.value = 0
+            dut.s_axis_tvalid.value = 0
+            await pulse_reset(dut)
+            d = w = received = 0
+            beat_cycles, word_cycles, held = [], [], None
+        desc_valid = d < len(descriptors) and rng.random() >= stall["desc"]
+        data_valid = w < len(words) and rng.random() >= stall["data"]
+        dut.s_desc_tvalid.value = int(desc_valid)
+        dut.s_desc_tdata.value = descriptors[d] if desc_valid else 0
+        dut.s_axis_tvalid.value = int(data_valid)
+        dut.s_axis_tdata.value = words[w] if data_valid else 0
+        dut.s_axis_tlast.value = int(lasts[w]) if data_valid else 0
+        dut.m_axis_tready.value = int(rng.random() >= stall["out"])
+        await ReadOnly()
+        if desc_valid and int(dut.s_desc_tready.value):
+            d += 1
+        if data_valid and int(dut.s_axis_tready.value):
+            w += 1
+            word_cycles.append(cycle)
+        valid, ready = int(dut.m_axis_tvalid.value), int(dut.m_axis_tready.value)
+        if valid:
+            got = (int(dut.m_axis_tdata.value), int(dut.m_axis_tuser.value),
+                   bool(int(dut.m_axis_tlast.value)))
+        if held is not None:
+            assert valid and got == held, (f"cycle {cycle}: beat {received} changed or dropped "
+                                           f"while m_axis_tready was low (seed {seed})")
+        held = None
+        if valid:
+            assert received < len(beats), f"cycle {cycle}: extra output beat (seed {seed})"
+            want = beats[received]
+            assert got == (want.data, want.count, want.last), \
+                f"cycle {cycle}, beat {received}: " + describe_mismatch(want, got, nout) \
+                + f" (seed {seed})"
+            if ready:
+                received += 1
+                beat_cycles.append(cycle)
+            else:
+                held = got
+        await RisingEdge(dut.clk)
+    assert received == len(beats), (f"only {received} of {len(beats)} beats arrived in {limit} "
+                                    f"cycles (seed {seed})")
+    assert int(dut.error.value) == 0, f"error flags {int(dut.error.value):#b} on a good stream"
+    dut._log.info("checked %d beats of %d layers, %d words in %d cycles", len(beats),
+                  len(descriptors), len(words), beat_cycles[-1] + 1)
+    if os.environ.get("FLEXOR_RESULT"):
+        with open(os.environ["FLEXOR_RESULT"], "w", encoding="utf-8") as file:
+            json.dump({"beats": len(beats), "words": len(words), "layers": len(descriptors),
+                       "cycles": beat_cycles[-1] + 1, "beat_cycles": beat_cycles,
+                       "word_cycles": word_cycles}, file)
