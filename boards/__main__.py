@@ -7,8 +7,14 @@ from pathlib import Path
 
 from flexor.cli import CliError, CliParser, positive_int, run_cli, write_files_atomically
 
-from .build import TOOLCHAINS, ToolMissing, bitstream_path, build_bitstream
-from .build import parse_build_reports, program_board
+from .build import (
+    TOOLCHAINS,
+    ToolMissing,
+    bitstream_path,
+    build_bitstream,
+    parse_build_reports,
+    program_board,
+)
 from .image import WeightImage, container_layers, word_width
 from .platforms import BOARDS, board_by_name
 from .report import parse_report
@@ -57,7 +63,7 @@ def list_boards():
 
 def load_image(path, lanes):
     """The :class:`WeightImage` of a container file."""
-    from flexor.container import Container   # only the build needs the container format
+    from flexor.container import Container  # only the build needs the container format
 
     configs, layers = container_layers(Container.load(path))
     return WeightImage.build(configs, layers, width=word_width(configs, lanes))

@@ -27,7 +27,7 @@ _PATTERN = re.compile(r"FLEXOR (PASS|FAIL) crc=([0-9a-f]{8}) expected=([0-9a-f]{
 
 def format_report(passed, crc, expected, chunks, cycles):
     """The report line for these values (what the gateware sends), as ``str``."""
-    values = dict(crc=crc, expected=expected, chunks=chunks, cycles=cycles)
+    values = {"crc": crc, "expected": expected, "chunks": chunks, "cycles": cycles}
     fields = " ".join(f"{name}={values[name] & 0xFFFFFFFF:08x}" for name in FIELDS)
     return f"FLEXOR {'PASS' if passed else 'FAIL'} {fields}\r\n"
 

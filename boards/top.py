@@ -13,12 +13,12 @@ the current one (the port is enabled whenever its output is empty or being consu
 word is delivered every cycle the decryptor is ready, with no bubble.
 """
 
+from amaranth.build import ResourceError
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.build import ResourceError
-from amaranth.lib.cdc import FFSynchronizer
 
 from hdl.decryptor import Decryptor
 

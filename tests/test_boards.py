@@ -18,7 +18,7 @@ from boards.build import parse_build_reports
 from boards.image import MemoryTooSmall, WeightImage, word_width
 from boards.platforms import BOARDS, board_by_name
 from boards.top import BoardTop
-from flexor import XorConfig, RankWarning
+from flexor import RankWarning, XorConfig
 from flexor.cli import run_cli
 
 
@@ -51,7 +51,7 @@ def test_board_table_matches_the_platform_and_the_data_sheet(name):
     assert platform.device == board.device
     assert platform.default_clk_frequency == board.clock_hz
     assert board.ram_bits == DATASHEET_RAM_BITS[name]
-    for role, index in board.leds.items():
+    for index in board.leds.values():
         if index is not None:
             platform.request("led", index, dir="-")   # raises when the LED does not exist
 
@@ -201,7 +201,7 @@ def test_program_calls_the_platform_programmer_with_the_bitstream(tmp_path, caps
     build_dir.mkdir()
     bitstream = bytes(range(256)) * 4
     (build_dir / f"top{suffix}").write_bytes(bitstream)
-    status, out, err = run(["program", "--board", name, "--build-dir", str(build_dir)], capsys)
+    status, _, err = run(["program", "--board", name, "--build-dir", str(build_dir)], capsys)
     assert (status, err) == (0, ""), err
     [call] = json.loads(record.read_text())
     assert call["argv"][:-1] == options
@@ -212,7 +212,7 @@ def test_program_calls_the_platform_programmer_with_the_bitstream(tmp_path, caps
 def test_program_without_programmer_is_one_line_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ICEPROG", str(tmp_path / "no-such-iceprog"))
     (tmp_path / "top.bin").write_bytes(b"\0")
-    status, out, err = run(["program", "--board", "icebreaker", "--build-dir", str(tmp_path)],
+    status, _, err = run(["program", "--board", "icebreaker", "--build-dir", str(tmp_path)],
                            capsys)
     assert status == 2 and err.count("\n") == 1
     assert "no-such-iceprog" in err and "not found" in err and "ICEPROG" in err
@@ -222,14 +222,14 @@ def test_program_without_board_is_one_line_error(tmp_path, capsys, monkeypatch):
     script, _ = stand_in(tmp_path, status=2)         # what iceprog does without a board
     monkeypatch.setenv("ICEPROG", str(script))
     (tmp_path / "top.bin").write_bytes(b"\0")
-    status, out, err = run(["program", "--board", "icebreaker", "--build-dir", str(tmp_path)],
+    status, _, err = run(["program", "--board", "icebreaker", "--build-dir", str(tmp_path)],
                            capsys)
     assert status == 2 and err.count("\n") == 1
     assert "status 2" in err and "connected" in err
 
 
 def test_program_without_bitstream_says_to_build_first(tmp_path, capsys):
-    status, out, err = run(["program", "--board", "ulx3s-85f", "--build-dir", str(tmp_path)],
+    status, _, err = run(["program", "--board", "ulx3s-85f", "--build-dir", str(tmp_path)],
                            capsys)
     assert status == 2 and "python -m boards build --board ulx3s-85f" in err
     assert not os.listdir(tmp_path)
@@ -239,7 +239,7 @@ def test_system_toolchain_without_yosys_is_one_line_error(tmp_path, capsys, monk
     monkeypatch.setattr("boards.__main__.load_image", lambda path, lanes: random_image(4))
     monkeypatch.setenv("PATH", str(tmp_path))           # nothing to run in there
     monkeypatch.delenv("YOSYS", raising=False)
-    status, out, err = run(["build", "--board", "icebreaker", "--toolchain", "system",
+    status, _, err = run(["build", "--board", "icebreaker", "--toolchain", "system",
                             "--build-dir", str(tmp_path / "build")], capsys)
     assert status == 2 and err.count("\n") == 1
     assert "yosys not found" in err and "--toolchain yowasp" in err
