@@ -124,7 +124,8 @@ def main(argv=None):
     for option in ("width", "lanes"):
         if getattr(args, option) is not None:
             raise CliError(f"--{option} applies only with --decryptor")
-    if len(args.config_specs) > 1:
+    options = [option for option, _ in args.config_specs]
+    if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -26,7 +26,7 @@ def load_decryptor_sidecar(verilog):
 
 
 def check_decryptor(verilog, layers, *, simulator="icarus", seed=0, stall=None, reset_at=None,
-                    build_dir=None, waves=False):
+                    names=None, flip=None, build_dir=None, waves=False):
     """Simulate ``verilog`` streaming ``layers`` and compare every beat with the golden model.
 
     Parameters
@@ -37,15 +37,22 @@ def check_decryptor(verilog, layers, *, simulator="icarus", seed=0, stall=None, 
         Chance per cycle that ``desc``/``data`` valid or ``out`` ready is withheld.
     reset_at : int, optional
         Cycle at which to pulse ``rst`` mid-stream and start over.
+    names : list of str, optional
+        A label per layer for failure messages.
+    flip : tuple of int, optional
+        ``(word, bit)``: invert that bit of that data word on the wire (the golden beats stay
+        those of ``layers``), to show that corruption is caught.
 
     Returns the testbench's result: ``beats``, ``words``, ``layers``, ``cycles`` (until the last
-    beat) and the cycle of every output beat and accepted word. Raises
+    beat), the cycle of every output beat and accepted word, and ``beat_data``, the ``tdata`` of
+    every beat as hex. Raises
     :class:`~sim.runner.TestbenchFailed` with the first mismatch.
     """
     sidecar, configs = load_decryptor_sidecar(verilog)
     layers = [as_layer(configs, layer) for layer in layers]
     stimulus = {"layers": layers_to_json(layers), "seed": seed, "stall": stall or {},
-                "reset_at": reset_at}
+                "reset_at": reset_at, "names": names,
+                "flip": None if flip is None else {"word": flip[0], "bit": flip[1]}}
     with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
         build = Path(build_dir or Path(scratch) / simulator)
         build.mkdir(parents=True, exist_ok=True)

@@ -6,19 +6,24 @@ The sidecar (``FLEXOR_SIDECAR``) gives the word width, lanes and every matrix; t
     {"layers": [{"config": 0, "chunks": 5, "packed": "<hex of the flat packed bits>"}, ...],
      "seed": 0,                                       # of the stall pattern
      "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance valid/ready is withheld a cycle
-     "reset_at": null}                                # cycle of a mid-stream reset, or null
+     "reset_at": null,                                # cycle of a mid-stream reset, or null
+     "names": ["fc1 plane 0", ...],                   # optional labels for error messages
+     "flip": {"word": 3, "bit": 5}}                   # optional: corrupt one data bit on the wire
 
 The layers are packed and their golden beats computed with :mod:`flexor.stream` from the
 sidecar's matrices alone. Every output beat (``tdata``, ``tuser``, ``tlast``) is compared in
 order; the first mismatch is reported with layer, chunk, bit and cycle. With ``reset_at`` the
 streams are dropped at that cycle, ``rst`` is held two cycles, and everything is sent again
 from the start (the beats before the reset are discarded). The result, with the cycle of every
-handshake, is written to ``FLEXOR_RESULT`` when set.
+handshake, the ``tdata`` of every accepted beat (hex) and the wall time, is written to ``FLEXOR_RESULT`` when
+set. ``flip`` inverts one bit of one data word as it is driven while the golden beats stay those
+of the intended stream: a check that a corrupted stream is caught where it should be.
 """
 
 import json
 import os
 import random
+import time
 
 import cocotb
 from cocotb.clock import Clock
@@ -39,18 +44,19 @@ def load_case():
     return sidecar, stimulus, packed
 
 
-def describe_mismatch(beat, got, nout):
+def describe_mismatch(beat, got, nout, names=None):
     """Where a received ``(data, count, last)`` first differs from the golden :class:`Beat`."""
     data, count, last = got
+    layer = f"layer {beat.layer}" + (f" ({names[beat.layer]})" if names else "")
     if data != beat.data:
         diff = data ^ beat.data
         bit = (diff & -diff).bit_length() - 1
-        return (f"layer {beat.layer}, chunk {beat.chunk + bit // nout}, bit {bit % nout}: got "
+        return (f"{layer}, chunk {beat.chunk + bit // nout}, bit {bit % nout}: got "
                 f"{data >> bit & 1}, want {beat.data >> bit & 1} (beat tdata {data:#x}, want "
                 f"{beat.data:#x})")
     if count != beat.count:
-        return f"layer {beat.layer}, chunk {beat.chunk}: tuser {count}, want {beat.count}"
-    return f"layer {beat.layer}, chunk {beat.chunk}: tlast {int(last)}, want {int(beat.last)}"
+        return f"{layer}, chunk {beat.chunk}: tuser {count}, want {beat.count}"
+    return f"{layer}, chunk {beat.chunk}: tlast {int(last)}, want {int(beat.last)}"
 
 
 async def pulse_reset(dut, cycles=2):
@@ -68,7 +74,10 @@ async def decryptor_matches_golden_beats(dut):
     seed = stimulus.get("seed", 0)
     stall = {"desc": 0.0, "data": 0.0, "out": 0.0, **stimulus.get("stall", {})}
     reset_at = stimulus.get("reset_at")
+    names = stimulus.get("names")
+    flip = stimulus.get("flip")
     rng = random.Random(seed)
+    start = time.perf_counter()
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.s_desc_tvalid.value = 0
     dut.s_axis_tvalid.value = 0
@@ -76,8 +85,11 @@ async def decryptor_matches_golden_beats(dut):
     await pulse_reset(dut)
 
     descriptors, words, lasts, beats = packed
+    if flip is not None:
+        words = list(words)
+        words[flip["word"]] ^= 1 << flip["bit"]
     d = w = 0
-    received, beat_cycles, word_cycles = 0, [], []
+    received, beat_cycles, word_cycles, beat_data = 0, [], [], []
     held = None
     limit = 40 * (len(words) + len(beats) + len(descriptors)) + 200 + (reset_at or 0)
     for cycle in range(limit):
@@ -88,7 +100,7 @@ async def decryptor_matches_golden_beats(dut):
             dut.s_axis_tvalid.value = 0
             await pulse_reset(dut)
             d = w = received = 0
-            beat_cycles, word_cycles, held = [], [], None
+            beat_cycles, word_cycles, beat_data, held = [], [], [], None
         desc_valid = d < len(descriptors) and rng.random() >= stall["desc"]
         data_valid = w < len(words) and rng.random() >= stall["data"]
         dut.s_desc_tvalid.value = int(desc_valid)
@@ -115,11 +127,12 @@ async def decryptor_matches_golden_beats(dut):
             assert received < len(beats), f"cycle {cycle}: extra output beat (seed {seed})"
             want = beats[received]
             assert got == (want.data, want.count, want.last), \
-                f"cycle {cycle}, beat {received}: " + describe_mismatch(want, got, nout) \
+                f"cycle {cycle}, beat {received}: " + describe_mismatch(want, got, nout, names) \
                 + f" (seed {seed})"
             if ready:
                 received += 1
                 beat_cycles.append(cycle)
+                beat_data.append(f"{got[0]:x}")
             else:
                 held = got
         await RisingEdge(dut.clk)
@@ -132,4 +145,5 @@ async def decryptor_matches_golden_beats(dut):
         with open(os.environ["FLEXOR_RESULT"], "w", encoding="utf-8") as file:
             json.dump({"beats": len(beats), "words": len(words), "layers": len(descriptors),
                        "cycles": beat_cycles[-1] + 1, "beat_cycles": beat_cycles,
-                       "word_cycles": word_cycles}, file)
+                       "word_cycles": word_cycles, "beat_data": beat_data,
+                       "seconds": time.perf_counter() - start}, file)

@@ -141,5 +141,5 @@ def test_help_names_every_option_with_its_default():
                             capture_output=True, text=True)
     assert result.returncode == 0
     for text in ("--nin", "--nout", "--ntap", "(default: 2)", "--seed", "(default: 0)",
-                 "--matrix", "--top", "(default: xor_decoder)", "--registered", "-o"):
+                 "--matrix", "--top", "(default: xor_decoder", "--registered", "-o"):
         assert text in result.stdout

@@ -1,0 +1,509 @@
+"""The encrypted-weight container: one file that carries a trained FleXOR network to hardware.
+
+The format is specified in ``docs/container.md``. In short, a container is a ZIP archive that
+``numpy.load`` reads as an ``.npz``: a ``header.json`` member (format, version, the XOR
+configurations with their matrices, per-layer records, the topology, training metadata) and one
+``.npy`` member per array (packed encrypted bit-planes, ``alpha``, biases, full-precision
+weights, normalization tensors). The archive comment is ``flexor-sha256:`` followed by the
+SHA-256 (64 hex digits) of every byte before those digits, so any change to the file, even one
+byte, is caught on load. Writing is byte-reproducible (fixed member dates and order).
+
+Public API used by the hardware flow::
+
+    container = Container.load("weights/digits_mlp_0p8.npz")
+    container.configs                    # list of XorConfig, indexed by Plane.config
+    for li, layer in enumerate(container.layers):
+        for pi, plane in enumerate(layer.planes):      # empty for full-precision layers
+            config = container.configs[plane.config]
+            plane.chunks, plane.bits                   # int, (chunks, nin) uint8 0/1
+            plane.packed                               # flat bytes, little-endian bit order
+
+A plane follows the flat bit-plane convention of ``DESIGN.md``: chunk ``j`` is encrypted bits
+``j*nin .. j*nin+nin-1`` of the flat stream, packed eight to a byte LSB first, exactly
+``chunks * nin`` bits with zero padding in the last byte, ``chunks = ceil(n / nout)`` for a layer
+of ``n`` weights. Every problem with a file raises :class:`ContainerError` (a ``ValueError``)
+with one line that names the file and what is wrong.
+"""
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+
+from .golden import pack_bits, unpack_bits
+from .xor_config import XorConfig
+
+__all__ = ["Container", "Layer", "Plane", "ContainerError", "FORMAT", "VERSION", "MAX_NIN",
+           "TOPOLOGY_OPS", "encode_container"]
+
+FORMAT = "flexor-container"
+VERSION = 1
+#: Widest chunk the hardware decryptor accepts (the hardware flow's limit, enforced here).
+MAX_NIN = 64
+#: Flatten order of every weight tensor: PyTorch's row-major ``[out, in, kh, kw]``.
+FLATTEN = "row-major"
+#: Topology operations and the keys each one needs besides ``op``.
+TOPOLOGY_OPS = {
+    "reshape": ("shape",), "linear": ("layer",), "conv2d": ("layer",),
+    "batchnorm": ("name", "eps"), "relu": (), "maxpool2d": ("kernel",), "flatten": (),
+    "global_avgpool": (), "push": (), "add_shortcut": ("stride", "pad_channels"),
+}
+BATCHNORM_TENSORS = ("mean", "var", "weight", "bias")
+
+_TRAILER = b"flexor-sha256:"
+_DIGEST_CHARS = 64
+_MEMBER_DATE = (1980, 1, 1, 0, 0, 0)  # the ZIP epoch: no build time inside the file
+_HEADER = "header.json"
+
+
+class ContainerError(ValueError):
+    """A container file or object is unreadable, corrupted, of another version or inconsistent."""
+
+
+class Plane:
+    """One encrypted bit-plane of a layer.
+
+    Parameters
+    ----------
+    config : int
+        Index into :attr:`Container.configs` of the XOR configuration that decrypts this plane.
+    chunks : int
+        Number of chunks, ``ceil(n / nout)`` for a layer of ``n`` weights.
+    nin : int
+        Encrypted bits per chunk (the configuration's ``nin``).
+    packed : array of uint8
+        The ``chunks * nin`` encrypted bits, flat, packed little-endian: ``ceil(chunks*nin/8)``
+        bytes with zero padding bits.
+    """
+
+    def __init__(self, *, config, chunks, nin, packed):
+        self.config = _check_int("config", config, minimum=0)
+        self.chunks = _check_int("chunks", chunks)
+        self.nin = _check_int("nin", nin)
+        packed = np.asarray(packed)
+        if packed.dtype != np.uint8 or packed.ndim != 1:
+            raise ContainerError(f"packed bits must be a 1-D uint8 array, not {packed.dtype} "
+                                 f"of shape {packed.shape}")
+        self.packed = packed
+
+    @classmethod
+    def from_bits(cls, config, bits):
+        """A plane from its ``(chunks, nin)`` 0/1 encrypted bits."""
+        bits = np.asarray(bits)
+        if bits.ndim != 2 or bits.size == 0:
+            raise ValueError(f"bits must have shape (chunks, nin), not {bits.shape}")
+        return cls(config=config, chunks=bits.shape[0], nin=bits.shape[1],
+                   packed=pack_bits(bits.reshape(-1)))
+
+    @property
+    def n_bits(self):
+        return self.chunks * self.nin
+
+    @property
+    def bits(self):
+        """The encrypted bits as a ``(chunks, nin)`` uint8 0/1 array."""
+        return unpack_bits(self.packed, self.n_bits).reshape(self.chunks, self.nin)
+
+
+class Layer:
+    """One weight layer: FleXOR-encrypted (``precision="xor"``) or kept as floats (``"full"``).
+
+    Parameters
+    ----------
+    name : str
+    kind : ``"linear"`` or ``"conv2d"``
+    shape : tuple of int
+        ``(out, in)`` or ``(out, in, kh, kw)``; flattened row-major.
+    precision : ``"xor"`` or ``"full"``
+    planes : list of Plane
+        The ``q`` encrypted bit-planes (``xor`` only).
+    alpha : float32 array ``(q, out)``
+        Scaling factor per plane per output channel (``xor`` only): weight
+        ``= sum_i alpha[i, out] * (2 * b_i - 1)``.
+    weight : float32 array of ``shape``
+        The weights of a full-precision layer.
+    bias : float32 array ``(out,)`` or None
+    stride, padding : int
+        Convolution geometry (``conv2d`` only; square kernels, no dilation or groups).
+    """
+
+    def __init__(self, *, name, kind, shape, precision, planes=(), alpha=None, weight=None,
+                 bias=None, stride=1, padding=0):
+        if not isinstance(name, str) or not name:
+            raise ContainerError(f"layer name must be a non-empty string, not {name!r}")
+        self.name = name
+        if kind not in ("linear", "conv2d"):
+            raise ContainerError(f"layer {name}: kind must be 'linear' or 'conv2d', not {kind!r}")
+        self.kind = kind
+        rank = 2 if kind == "linear" else 4
+        if not isinstance(shape, (tuple, list)) or len(shape) != rank:
+            raise ContainerError(f"layer {name}: a {kind} shape has {rank} dimensions, "
+                                 f"not {shape!r}")
+        self.shape = tuple(_check_int("shape", s) for s in shape)
+        if precision not in ("xor", "full"):
+            raise ContainerError(f"layer {name}: precision must be 'xor' or 'full', "
+                                 f"not {precision!r}")
+        self.precision = precision
+        self.planes = list(planes)
+        self.alpha = None if alpha is None else np.asarray(alpha)
+        self.weight = None if weight is None else np.asarray(weight)
+        self.bias = None if bias is None else np.asarray(bias)
+        self.stride = _check_int("stride", stride)
+        self.padding = _check_int("padding", padding, minimum=0)
+        self._check_arrays()
+
+    def _check_arrays(self):
+        out = self.shape[0]
+        _check_float_array(self, "bias", self.bias, (out,), optional=True)
+        if self.precision == "full":
+            if self.planes or self.alpha is not None:
+                raise ContainerError(f"layer {self.name}: a full-precision layer has no planes "
+                                     f"or alpha")
+            _check_float_array(self, "weight", self.weight, self.shape)
+            return
+        if self.weight is not None:
+            raise ContainerError(f"layer {self.name}: an xor layer stores planes, not weights")
+        if not self.planes:
+            raise ContainerError(f"layer {self.name}: an xor layer needs at least one plane")
+        _check_float_array(self, "alpha", self.alpha, (len(self.planes), out))
+
+    @property
+    def n_weights(self):
+        return math.prod(self.shape)
+
+    @property
+    def q(self):
+        """Number of bit-planes (0 for a full-precision layer)."""
+        return len(self.planes)
+
+    @property
+    def stored_bits(self):
+        """Bits that encode the weights: encrypted bits, or 32 per float weight."""
+        if self.precision == "full":
+            return 32 * self.n_weights
+        return sum(plane.n_bits for plane in self.planes)
+
+    @property
+    def bits_per_weight(self):
+        return self.stored_bits / self.n_weights
+
+    @property
+    def stored_bytes(self):
+        """Bytes of every array of the layer (bits or floats, ``alpha``, bias)."""
+        arrays = [self.weight, self.alpha, self.bias] + [p.packed for p in self.planes]
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    def record(self):
+        """The JSON record of the layer (arrays excluded)."""
+        record = {"name": self.name, "kind": self.kind, "shape": list(self.shape),
+                  "flatten": FLATTEN, "precision": self.precision, "q": self.q,
+                  "planes": [{"config": p.config, "chunks": p.chunks, "bits": p.n_bits}
+                             for p in self.planes],
+                  "bias": self.bias is not None}
+        if self.kind == "conv2d":
+            record.update(stride=self.stride, padding=self.padding)
+        return record
+
+
+class Container:
+    """A trained network: XOR configurations, layers, topology, extra tensors and metadata.
+
+    Parameters
+    ----------
+    configs : list of XorConfig
+        The configuration table; all share one ``nout`` and have ``nin <= MAX_NIN``.
+    layers : list of Layer
+        Weight layers, indexed by the ``layer`` key of ``linear``/``conv2d`` topology ops.
+    topology : dict
+        ``{"input_shape": [...], "ops": [...]}``: the forward pass as a list of operations (see
+        ``docs/container.md`` and :data:`TOPOLOGY_OPS`).
+    tensors : dict of str to float32 array
+        Other parameters the topology names, e.g. ``bn0.mean`` for a ``batchnorm`` op ``bn0``.
+    metadata : dict
+        JSON-ready training metadata (data set spec, seed, accuracy, command, ...).
+
+    Raises :class:`ContainerError` when the parts disagree (chunk or bit counts, configuration
+    indices, missing tensors, unknown operations).
+    """
+
+    def __init__(self, *, configs, layers, topology, tensors=None, metadata=None):
+        self.configs = list(configs)
+        self.layers = list(layers)
+        self.topology = topology
+        self.tensors = dict(tensors or {})
+        self.metadata = dict(metadata or {})
+        self._validate()
+
+    # -- consistency -------------------------------------------------------------------------
+
+    def _validate(self):
+        if not self.configs and any(layer.precision == "xor" for layer in self.layers):
+            raise ContainerError("xor layers need at least one XOR configuration")
+        for config in self.configs:
+            if not isinstance(config, XorConfig):
+                raise ContainerError(f"configs must be XorConfig objects, not {config!r}")
+            if config.nin > MAX_NIN:
+                raise ContainerError(f"configuration {config!r} has nin > {MAX_NIN}, the "
+                                     f"decryptor's limit")
+        if len({config.nout for config in self.configs}) > 1:
+            raise ContainerError(f"all configurations must share one nout, not "
+                                 f"{sorted({c.nout for c in self.configs})}")
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise ContainerError(f"layers must be Layer objects, not {layer!r}")
+            for index, plane in enumerate(layer.planes):
+                self._check_plane(layer, index, plane)
+        self._check_topology()
+
+    def _check_plane(self, layer, index, plane):
+        where = f"layer {layer.name} plane {index}"
+        if plane.config >= len(self.configs):
+            raise ContainerError(f"{where}: configuration index {plane.config} out of range "
+                                 f"(the container has {len(self.configs)})")
+        config = self.configs[plane.config]
+        chunks = -(-layer.n_weights // config.nout)
+        if plane.chunks != chunks or plane.nin != config.nin:
+            raise ContainerError(f"{where}: {plane.chunks} chunks of {plane.nin} bits, but "
+                                 f"{layer.n_weights} weights at nout {config.nout} need "
+                                 f"{chunks} chunks of nin {config.nin} "
+                                 f"(ceil(n/Nout)*Nin = {chunks * config.nin} bits)")
+        if plane.packed.size != -(-plane.n_bits // 8):
+            raise ContainerError(f"{where}: {plane.packed.size} bytes hold "
+                                 f"{8 * plane.packed.size} bits, but the plane has "
+                                 f"ceil(n/Nout)*Nin = {plane.n_bits} bits")
+        if plane.n_bits % 8 and plane.packed[-1] >> (plane.n_bits % 8):
+            raise ContainerError(f"{where}: padding bits past bit {plane.n_bits} are not zero")
+
+    def _check_topology(self):
+        topology = self.topology
+        if not isinstance(topology, dict) or not isinstance(topology.get("ops"), list):
+            raise ContainerError("topology must be an object with an 'ops' list")
+        shape = topology.get("input_shape")
+        if not isinstance(shape, list) or not shape or \
+                not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ContainerError(f"topology input_shape must be a list of positive integers, "
+                                 f"not {shape!r}")
+        used = []
+        for position, op in enumerate(topology["ops"]):
+            name = op.get("op") if isinstance(op, dict) else None
+            if name not in TOPOLOGY_OPS:
+                raise ContainerError(f"topology op {position}: unknown operation {name!r}")
+            missing = [key for key in TOPOLOGY_OPS[name] if key not in op]
+            if missing:
+                raise ContainerError(f"topology op {position} ({name}): missing {missing}")
+            if name in ("linear", "conv2d"):
+                index = op["layer"]
+                if not isinstance(index, int) or not 0 <= index < len(self.layers):
+                    raise ContainerError(f"topology op {position}: layer index {index!r} out "
+                                         f"of range (the container has {len(self.layers)})")
+                if self.layers[index].kind != name:
+                    raise ContainerError(f"topology op {position}: layer {index} is a "
+                                         f"{self.layers[index].kind}, not a {name}")
+                used.append(index)
+            if name == "batchnorm":
+                self._check_batchnorm(position, op["name"])
+        if sorted(used) != list(range(len(self.layers))):
+            raise ContainerError(f"topology must use every layer exactly once, not {used}")
+
+    def _check_batchnorm(self, position, name):
+        shapes = set()
+        for part in BATCHNORM_TENSORS:
+            tensor = self.tensors.get(f"{name}.{part}")
+            if tensor is None:
+                raise ContainerError(f"topology op {position}: tensor {name}.{part} is missing")
+            if tensor.dtype != np.float32 or tensor.ndim != 1:
+                raise ContainerError(f"tensor {name}.{part} must be 1-D float32, not "
+                                     f"{tensor.dtype} of shape {tensor.shape}")
+            shapes.add(tensor.shape)
+        if len(shapes) != 1:
+            raise ContainerError(f"tensors of batchnorm {name} differ in length: {shapes}")
+
+    # -- summaries ---------------------------------------------------------------------------
+
+    def bits_per_weight(self, precision="xor"):
+        """Stored weight bits per weight over the layers of one precision (None: all layers)."""
+        layers = [l for l in self.layers if precision is None or l.precision == precision]
+        weights = sum(l.n_weights for l in layers)
+        return sum(l.stored_bits for l in layers) / weights if weights else None
+
+    # -- serialization -----------------------------------------------------------------------
+
+    def header(self):
+        """The JSON header (without arrays)."""
+        return {"format": FORMAT, "version": VERSION,
+                "configs": [config.to_dict() for config in self.configs],
+                "layers": [layer.record() for layer in self.layers],
+                "topology": self.topology, "tensors": sorted(self.tensors),
+                "metadata": self.metadata}
+
+    def arrays(self):
+        """Every array, by member name (``layer{i}.plane{p}``, ``layer{i}.alpha``, ...)."""
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            for p, plane in enumerate(layer.planes):
+                arrays[f"layer{i}.plane{p}"] = plane.packed
+            for part in ("alpha", "weight", "bias"):
+                if getattr(layer, part) is not None:
+                    arrays[f"layer{i}.{part}"] = getattr(layer, part)
+        for name in sorted(self.tensors):
+            arrays[f"tensor.{name}"] = self.tensors[name]
+        return arrays
+
+    def to_bytes(self):
+        """The file's bytes; equal containers give identical bytes."""
+        return encode_container(self.header(), self.arrays())
+
+    def save(self, path):
+        with open(path, "wb") as file:
+            file.write(self.to_bytes())
+
+    @property
+    def sha256(self):
+        """The checksum stored in the file's trailer."""
+        return self.to_bytes()[-_DIGEST_CHARS:].decode("ascii")
+
+    @classmethod
+    def load(cls, path):
+        """Read and check a container file; every problem raises one :class:`ContainerError`."""
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            raise ContainerError(f"{path}: no such file") from None
+        except OSError as error:
+            raise ContainerError(f"{path}: cannot read ({error.strerror})") from None
+        return cls.from_bytes(data, origin=path)
+
+    @classmethod
+    def from_bytes(cls, data, origin="<bytes>"):
+        """Parse container bytes (see :meth:`load`)."""
+        try:
+            header, arrays = _decode(data)
+            return cls._from_parts(header, arrays)
+        except ContainerError as error:
+            raise ContainerError(f"{origin}: {error}") from None
+
+    @classmethod
+    def _from_parts(cls, header, arrays):
+        if header.get("format") != FORMAT:
+            raise ContainerError(f"not a FleXOR container (format {header.get('format')!r})")
+        if header.get("version") != VERSION:
+            raise ContainerError(f"unsupported container version {header.get('version')!r} "
+                                 f"(this code reads version {VERSION})")
+        try:
+            configs = [XorConfig.from_dict(data) for data in header["configs"]]
+            layers = [_layer_from_record(i, record, arrays, configs)
+                      for i, record in enumerate(header["layers"])]
+            tensors = {name: _member(arrays, f"tensor.{name}") for name in header["tensors"]}
+            return cls(configs=configs, layers=layers, topology=header["topology"],
+                       tensors=tensors, metadata=header["metadata"])
+        except ContainerError:
+            raise
+        except KeyError as error:
+            raise ContainerError(f"header is missing {error}") from None
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ContainerError(f"inconsistent header ({error})") from None
+
+
+def _check_int(name, value, *, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ContainerError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def _check_float_array(layer, part, array, shape, optional=False):
+    if array is None:
+        if optional:
+            return
+        raise ContainerError(f"layer {layer.name}: {part} is missing")
+    if array.dtype != np.float32 or array.shape != tuple(shape):
+        raise ContainerError(f"layer {layer.name}: {part} must be float32 of shape "
+                             f"{tuple(shape)}, not {array.dtype} {array.shape}")
+    if not np.isfinite(array).all():
+        raise ContainerError(f"layer {layer.name}: {part} holds NaN or infinity")
+
+
+def _member(arrays, name):
+    if name not in arrays:
+        raise ContainerError(f"array {name} is missing")
+    return arrays[name]
+
+
+def _layer_from_record(index, record, arrays, configs):
+    if record.get("flatten") != FLATTEN:
+        raise ContainerError(f"layer {index}: flatten order {record.get('flatten')!r} is not "
+                             f"{FLATTEN!r}")
+    planes = []
+    for p, plane in enumerate(record["planes"]):
+        config = plane["config"]
+        if not isinstance(config, int) or not 0 <= config < len(configs):
+            raise ContainerError(f"layer {index} plane {p}: configuration index {config!r} out "
+                                 f"of range (the container has {len(configs)})")
+        planes.append(Plane(config=config, chunks=plane["chunks"], nin=configs[config].nin,
+                            packed=_member(arrays, f"layer{index}.plane{p}")))
+        if plane["bits"] != planes[-1].n_bits:
+            raise ContainerError(f"layer {index} plane {p}: header says {plane['bits']} bits, "
+                                 f"but {plane['chunks']} chunks of nin {configs[config].nin} "
+                                 f"are {planes[-1].n_bits}")
+    if len(planes) != record["q"]:
+        raise ContainerError(f"layer {index}: q is {record['q']} but {len(planes)} planes")
+    optional = {part: arrays.get(f"layer{index}.{part}") for part in ("alpha", "weight")}
+    bias = _member(arrays, f"layer{index}.bias") if record["bias"] else None
+    geometry = {key: record[key] for key in ("stride", "padding") if key in record}
+    return Layer(name=record["name"], kind=record["kind"], shape=record["shape"],
+                 precision=record["precision"], planes=planes, bias=bias, **optional,
+                 **geometry)
+
+
+def encode_container(header, arrays):
+    """Low-level writer: a ZIP of ``header.json`` and ``.npy`` members plus the checksum trailer.
+
+    No consistency checks (use :meth:`Container.to_bytes`); tests use it to build broken files.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        members = {_HEADER: (json.dumps(header, indent=1, sort_keys=True) + "\n").encode()}
+        for name, array in arrays.items():
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
+            members[f"{name}.npy"] = npy.getvalue()
+        for name, payload in members.items():
+            info = zipfile.ZipInfo(name, date_time=_MEMBER_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, payload, compresslevel=9)
+        # The digest covers everything up to itself, including the comment length field.
+        zf.comment = _TRAILER + b"0" * _DIGEST_CHARS
+    body = buffer.getvalue()[:-_DIGEST_CHARS]
+    return body + hashlib.sha256(body).hexdigest().encode("ascii")
+
+
+def _decode(data):
+    """Check the trailer, then unzip the header and arrays of a container file."""
+    if len(data) < len(_TRAILER) + _DIGEST_CHARS or \
+            data[-_DIGEST_CHARS - len(_TRAILER):-_DIGEST_CHARS] != _TRAILER:
+        raise ContainerError("truncated or not a FleXOR container (no checksum trailer at the "
+                             "end of the file)")
+    body, stored = data[:-_DIGEST_CHARS], data[-_DIGEST_CHARS:]
+    if hashlib.sha256(body).hexdigest().encode("ascii") != stored:
+        raise ContainerError("checksum mismatch: the file is corrupted (SHA-256 of its content "
+                             "differs from the one stored in it)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            if _HEADER not in names:
+                raise ContainerError(f"no {_HEADER} member")
+            header = json.loads(zf.read(_HEADER).decode("utf-8"))
+            arrays = {name[:-4]: np.lib.format.read_array(io.BytesIO(zf.read(name)),
+                                                          allow_pickle=False)
+                      for name in names if name.endswith(".npy")}
+    except ContainerError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
+        raise ContainerError(f"unreadable archive ({error})") from None
+    if not isinstance(header, dict):
+        raise ContainerError(f"{_HEADER} is not a JSON object")
+    return header, arrays

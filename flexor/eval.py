@@ -1,0 +1,80 @@
+"""``python -m flexor.eval``: NumPy golden inference of a container, accuracy and cost table.
+
+Loads the container (checksum and consistency checked), decrypts every bit-plane with the golden
+model, runs the forward pass on the recorded data set's test split and prints the accuracy next
+to the one recorded at training time, then a per-layer table: weights, bits/weight, bytes
+stored, multiply-accumulates per sample, and the share of MACs and bytes that sit in
+full-precision layers. Exit status 1 when the accuracy differs from the recorded one. No torch.
+"""
+
+import sys
+
+from .cli import CliParser, run_cli
+from .container import Container
+from .inference import evaluate, layer_macs
+
+PROG = "python -m flexor.eval"
+#: The shipped container, the default input of the flow.
+DEFAULT_WEIGHTS = "weights/digits_mlp_0p8.npz"
+
+
+def _parser():
+    parser = CliParser(prog=PROG, description="Evaluate an encrypted-weight container with the "
+                       "NumPy golden model.")
+    parser.add_argument("container", nargs="?", default=DEFAULT_WEIGHTS,
+                        help=f"container file (default: {DEFAULT_WEIGHTS})")
+    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    return parser
+
+
+def cost_table(container):
+    """Rows of per-layer costs plus a total row, and the full-precision shares (fractions)."""
+    macs = layer_macs(container)
+    rows = [{"index": i, "name": layer.name, "kind": layer.kind, "precision": layer.precision,
+             "weights": layer.n_weights, "bits_per_weight": layer.bits_per_weight,
+             "bytes": layer.stored_bytes, "macs": macs[i]}
+            for i, layer in enumerate(container.layers)]
+    total = {key: sum(row[key] for row in rows) for key in ("weights", "bytes", "macs")}
+    full = [row for row in rows if row["precision"] == "full"]
+    shares = {key: sum(row[key] for row in full) / total[key] if total[key] else 0.0
+              for key in ("weights", "bytes", "macs")}
+    return rows, total, shares
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    container = Container.load(args.container)
+    result = evaluate(container, data_root=args.data_root)
+    meta = container.metadata
+    recorded = meta.get("correct")
+    verdict = ("no recorded accuracy" if recorded is None else
+               "matches the recorded accuracy" if recorded == result.correct else
+               f"DIFFERS from the recorded {recorded}/{meta.get('test_samples')}")
+    dataset = meta.get("dataset", {}).get("name", "?")
+    print(f"{args.container} (sha256 {container.sha256[:16]}): {meta.get('model', '?')} on "
+          f"{dataset}, scheme {meta.get('scheme', '?')}")
+    print(f"accuracy {100 * result.accuracy:.2f}% ({result.correct}/{len(result.labels)} test "
+          f"samples, NumPy golden model): {verdict}")
+    rows, total, shares = cost_table(container)
+    print()
+    print(f"{'#':>2}  {'layer':<8} {'kind':<7} {'precision':<9} {'weights':>9} {'bits/w':>7} "
+          f"{'bytes':>9} {'MACs':>10}")
+    for row in rows:
+        print(f"{row['index']:>2}  {row['name']:<8} {row['kind']:<7} {row['precision']:<9} "
+              f"{row['weights']:>9} {row['bits_per_weight']:>7.2f} {row['bytes']:>9} "
+              f"{row['macs']:>10}")
+    quantized = container.bits_per_weight("xor")
+    print(f"{'':>2}  {'total':<8} {'':<7} {'':<9} {total['weights']:>9} "
+          f"{container.bits_per_weight(None):>7.2f} {total['bytes']:>9} {total['macs']:>10}")
+    print()
+    print(f"encrypted layers: {'none' if quantized is None else f'{quantized:.2f} bits/weight'}")
+    print(f"full-precision layers hold {100 * shares['macs']:.1f}% of the MACs, "
+          f"{100 * shares['bytes']:.1f}% of the bytes stored, "
+          f"{100 * shares['weights']:.1f}% of the weights")
+    print("(bytes: each layer's bits or float32 weights, alpha and bias; batch-norm tensors "
+          "not counted; MACs per input sample)")
+    return 0 if recorded in (None, result.correct) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(PROG, main))

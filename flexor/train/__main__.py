@@ -1,0 +1,103 @@
+"""``python -m flexor.train``: train a network and write its encrypted-weight container.
+
+Examples::
+
+    python -m flexor.train --dataset digits --model mlp --nin 8 --nout 10 -o weights.npz
+    python -m flexor.train --scheme bwn -o bwn.npz                # 1 bit/weight baseline
+    python -m flexor.train --nin 8,4 -o mixed.npz                 # per-layer nin
+    python -m flexor.train --recipe cifar10-resnet20 --nin 16 --data-root ~/data -o r20.npz
+    torchrun --nproc_per_node 4 -m flexor.train --recipe cifar10-resnet20 --device cuda ...
+"""
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import replace
+
+from ..cli import CliParser, nonnegative_int, positive_int, run_cli, write_files_atomically
+from ..container import MAX_NIN
+from . import MODELS, RECIPES, SCHEMES, train
+from .models import DEFAULT_CONFIG_SEED
+
+PROG = "python -m flexor.train"
+
+
+def nin_list(text):
+    """``argparse`` type: ``8`` or ``8,6,4`` (one value per quantized layer)."""
+    values = [positive_int(part) for part in text.split(",")]
+    for value in values:
+        if value > MAX_NIN:
+            raise argparse.ArgumentTypeError(f"must be <= {MAX_NIN} (the decryptor's limit), "
+                                             f"not {value}")
+    return tuple(values)
+
+
+def _parser():
+    parser = CliParser(prog=PROG, description="Train a FleXOR (or BWN / full-precision) network "
+                       "and export it as an encrypted-weight container.")
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="training recipe (default: DATASET-MODEL)")
+    parser.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--scheme", choices=SCHEMES, default="flexor",
+                        help="weights of the quantized layers (default: flexor)")
+    parser.add_argument("--nin", type=nin_list,
+                        help="encrypted bits per chunk: one value, or a comma list with one "
+                        "per quantized layer (default: the recipe's)")
+    parser.add_argument("--nout", type=positive_int, help="decrypted bits per chunk")
+    parser.add_argument("--ntap", type=positive_int, help="ones per XOR-matrix row")
+    parser.add_argument("--q", type=positive_int, default=1, help="bit-planes (default 1)")
+    parser.add_argument("--config-seed", type=nonnegative_int, default=DEFAULT_CONFIG_SEED,
+                        help="seed of XorConfig.random(nin, nout, ntap, seed) (default "
+                        f"{DEFAULT_CONFIG_SEED})")
+    parser.add_argument("--fp-ends", action=argparse.BooleanOptionalAction,
+                        default=True, help="keep the first and last layer full precision")
+    parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    parser.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default 1, for machine-independent results)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-o", "--output", required=True, help="container file to write (.npz)")
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    directory = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(directory):  # fail before training, not after
+        raise ValueError(f"output directory {os.path.dirname(args.output) or '.'!r} does "
+                         f"not exist")
+    name = args.recipe or f"{args.dataset}-{args.model}"
+    if name not in RECIPES:
+        raise ValueError(f"no recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+    recipe = RECIPES[name]
+    overrides = {key: getattr(args, key) for key in ("nout", "ntap", "epochs", "lr", "batch_size")
+                 if getattr(args, key) is not None}
+    recipe = replace(recipe, **overrides)
+    result = train(recipe, scheme=args.scheme, seed=args.seed, nin=args.nin, q=args.q,
+                   config_seed=args.config_seed, fp_ends=args.fp_ends,
+                   data_root=args.data_root, device=args.device, threads=args.threads,
+                   max_steps=args.max_steps, progress=not args.quiet,
+                   command=f"{PROG} {shlex.join(argv)}")
+    container = result.container
+    if container is None:  # a torchrun rank other than 0
+        return 0
+    write_files_atomically({args.output: container.to_bytes()})
+    meta = container.metadata
+    bits = meta["bits_per_weight"]["quantized"]
+    print(f"wrote {args.output}: {recipe.dataset} {recipe.model} {args.scheme}, test accuracy "
+          f"{100 * meta['accuracy']:.2f}% ({meta['correct']}/{meta['test_samples']}), "
+          f"{'n/a' if bits is None else f'{bits:.2f}'} bits/weight on quantized layers, "
+          f"sha256 {container.sha256[:16]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(PROG, main))

@@ -1,0 +1,84 @@
+"""``python -m sim``: the trained weights streamed through the generated decryptor RTL in cocotb.
+
+Generates the decryptor for the container's configurations, streams every bit-plane of every
+layer through the Verilog (Icarus or Verilator), checks every decrypted bit and every ``last``
+against the golden model as it goes, then classifies the test set with the weights that came
+out of the RTL and prints that accuracy next to the golden one.
+"""
+
+import sys
+from pathlib import Path
+
+from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
+from flexor.container import ContainerError
+
+from .decoder import probability
+from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed
+from .weights import run_weights
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "digits_mlp_0p8.npz"
+
+
+def build_parser():
+    parser = CliParser(prog="python -m sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), metavar="FILE",
+                        help="encrypted-weight container (default: the shipped "
+                             "weights/digits_mlp_0p8.npz)")
+    parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
+                        help="Verilog simulator (default: icarus)")
+    parser.add_argument("--width", type=positive_int, default=32,
+                        help="memory word width: 8, 16, 32 or 64 (default: 32)")
+    parser.add_argument("--lanes", type=positive_int, default=1,
+                        help="chunks decrypted per output beat (default: 1)")
+    parser.add_argument("--stall", type=probability, default=0.0,
+                        help="chance per cycle that each stream's valid or ready is withheld "
+                             "(default: 0.0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed of the stall pattern (default: 0)")
+    parser.add_argument("--waves", action="store_true",
+                        help="write a waveform (Icarus: VCD, Verilator: FST) into the build dir")
+    parser.add_argument("--build-dir", default="build/sim",
+                        help="where the Verilog, simulator build and waves go "
+                             "(default: build/sim)")
+    return parser
+
+
+def print_summary(args, run):
+    print(f"decryptor: width {args.width}, lanes {args.lanes}, {args.simulator}, "
+          f"stall {args.stall}, seed {args.seed}")
+    print(f"streamed   {run.layers} layers = {run.stream_layers} bit-planes, {run.chunks} chunks, "
+          f"{run.words} words in, {run.beats} beats out")
+    print(f"checked    {run.bits_checked} decrypted bits and {run.beats} tuser/tlast against the "
+          f"golden model: all equal")
+    print(f"cycles     {run.cycles} (rate limit {run.ideal_cycles}, plus the pipeline latency): "
+          f"{run.beats / run.cycles:.3f} beats/cycle, limit {run.beats / run.ideal_cycles:.3f}")
+    print(f"simulator  {run.cycles / run.seconds:,.0f} cycles/s ({run.seconds:.1f} s)")
+    recorded = "" if run.recorded_correct is None else \
+        f", recorded at training {run.recorded_correct}/{run.test_samples}"
+    print(f"accuracy   RTL weights {100 * run.rtl_correct / run.test_samples:.2f}% "
+          f"({run.rtl_correct}/{run.test_samples}), golden "
+          f"{100 * run.golden_correct / run.test_samples:.2f}% "
+          f"({run.golden_correct}/{run.test_samples}){recorded}; predictions "
+          f"{'identical' if run.predictions_equal else 'DIFFER'}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
+                          simulator=args.simulator, stall=args.stall, seed=args.seed,
+                          waves=args.waves)
+    except (SimulatorMissing, TestbenchFailed, ContainerError) as error:
+        raise CliError(str(error)) from None
+    print_summary(args, run)
+    same = run.rtl_correct == run.golden_correct and run.predictions_equal and \
+        run.recorded_correct in (None, run.golden_correct)
+    if not same:
+        print("FAIL: the RTL's weights do not classify like the golden model's", file=sys.stderr)
+        return 1
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("python -m sim", main))

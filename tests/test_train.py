@@ -1,0 +1,227 @@
+"""FleXOR training: the XOR surrogate, schedules, torch-versus-NumPy predictions, the CLI."""
+
+import os
+import pickle
+import shlex
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from flexor.cli import run_cli  # noqa: E402
+from flexor.container import Container  # noqa: E402
+from flexor.datasets import load_digits  # noqa: E402
+from flexor.golden import decrypt_reference  # noqa: E402
+from flexor.inference import evaluate  # noqa: E402
+from flexor.train import (RECIPES, BinaryLinear, Recipe, from_container, predict,  # noqa: E402
+                          train, xor_decrypt)
+from flexor.train.__main__ import main as train_main  # noqa: E402
+from flexor.train.recipes import learning_rate, s_tanh  # noqa: E402
+
+SHIPPED = "weights/digits_mlp_0p8.npz"
+PROG = "python -m flexor.train"
+
+
+def _mixed_matrix(seed, nout=10, nin=8):
+    rng = np.random.default_rng(seed)
+    matrix = np.zeros((nout, nin), dtype=np.uint8)
+    for row in matrix:
+        row[rng.choice(nin, size=rng.integers(1, 5), replace=False)] = 1
+    return matrix
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_xor_decrypt_forward_is_the_exact_xor_of_sign_bits(seed):
+    matrix = _mixed_matrix(seed)
+    x = torch.from_numpy(np.random.default_rng(seed).normal(size=(3, 50, 8)).astype(np.float32))
+    x[0, 0, :4] = 0.0                                     # sign(0) is +1, bit 1
+    y = xor_decrypt(x, torch.tensor(matrix, dtype=torch.float32), 10.0)
+    bits = (x.numpy() >= 0).astype(np.uint8)
+    expected = 2.0 * decrypt_reference(matrix, bits) - 1.0
+    np.testing.assert_array_equal(y.numpy(), expected, err_msg=f"seed {seed}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_xor_decrypt_backward_is_the_papers_tanh_surrogate(seed):
+    matrix = _mixed_matrix(seed + 10)
+    s = 7.5
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=0.3, size=(6, 8))
+    g = rng.normal(size=(6, 10))
+    xt = torch.tensor(x, requires_grad=True)
+    y = xor_decrypt(xt, torch.tensor(matrix, dtype=torch.float64), s)
+    (y * torch.tensor(g)).sum().backward()
+    sign = np.where(x >= 0, 1.0, -1.0)
+    expected = np.zeros_like(x)
+    for c in range(6):
+        for r in range(10):
+            taps = list(np.flatnonzero(matrix[r]))
+            for i in taps:
+                others = np.prod([sign[c, j] for j in taps if j != i])
+                dy_dx = s * (-1) ** (len(taps) - 1) * (1 - np.tanh(s * x[c, i]) ** 2) * others
+                expected[c, i] += g[c, r] * dy_dx
+    np.testing.assert_allclose(xt.grad.numpy(), expected, rtol=1e-12, atol=1e-12,
+                               err_msg=f"seed {seed}")
+
+
+def test_binary_layer_is_channel_mean_times_sign():
+    torch.manual_seed(0)
+    layer = BinaryLinear(6, 4, nout=10)
+    w = layer.real.detach().numpy()
+    expected = np.abs(w).mean(axis=1, keepdims=True) * np.where(w >= 0, 1.0, -1.0)
+    np.testing.assert_allclose(layer.weight().detach().numpy(), expected, rtol=1e-6)
+
+
+def test_schedules_warm_up_then_decay_and_double():
+    recipe = Recipe(dataset="digits", model="mlp", epochs=30, batch_size=8, optimizer="sgd",
+                    lr=0.1, warmup_epochs=4, milestones=(10, 20), gamma=0.5,
+                    s_tanh_start=5.0, s_tanh=10.0)
+    lrs = [learning_rate(recipe, e) for e in (0, 1, 3, 4, 9, 10, 19, 20, 29)]
+    assert lrs == pytest.approx([0.025, 0.05, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    slopes = [s_tanh(recipe, e) for e in (0, 3, 4, 9, 10, 20)]
+    assert slopes == pytest.approx([6.25, 10.0, 10.0, 10.0, 20.0, 40.0])
+
+
+def _quick(recipe_name="digits-mlp", epochs=3, **options):
+    recipe = replace(RECIPES[recipe_name], epochs=epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                   # Ntap 2: rank nin - 1, by design
+        return train(recipe, progress=False, **options)
+
+
+@pytest.mark.parametrize("options", [
+    {"scheme": "flexor", "nin": (8,)},
+    {"scheme": "flexor", "nin": (10, 8, 6, 4), "q": 2, "fp_ends": False, "seed": 3},
+    {"scheme": "bwn"},
+    {"scheme": "fp"},
+], ids=["flexor", "mixed-q2-all-quantized", "bwn", "fp"])
+def test_numpy_predictions_equal_torch_predictions(options):
+    result = _quick(**options)
+    golden = evaluate(Container.from_bytes(result.container.to_bytes()))
+    assert np.array_equal(golden.predictions, result.predictions), options
+    assert golden.correct == result.container.metadata["correct"]
+    assert result.accuracy > 0.8, (options, result.accuracy)
+
+
+def test_cnn_numpy_predictions_equal_torch_predictions():
+    result = _quick("digits-cnn", epochs=2, nin=(6,))
+    container = result.container
+    assert [layer.kind for layer in container.layers] == ["conv2d"] * 3 + ["linear"]
+    assert np.array_equal(evaluate(container).predictions, result.predictions)
+
+
+def test_mixed_precision_bits_per_layer():
+    container = _quick(epochs=1, nin=(8, 4)).container
+    bits = container.metadata["bits_per_weight"]["layers"]
+    assert bits["fc1"] == 1639 * 8 / 16384 and bits["fc2"] == 1639 * 4 / 16384
+    assert sorted((c.nin, c.nout, c.ntap, c.seed) for c in container.configs) == \
+        [(4, 10, 2, 2), (8, 10, 2, 2)]
+
+
+def test_training_is_deterministic():
+    first = _quick(epochs=2, seed=5).container.to_bytes()
+    assert _quick(epochs=2, seed=5).container.to_bytes() == first
+    assert _quick(epochs=2, seed=6).container.to_bytes() != first
+
+
+def test_shipped_container_runs_identically_in_torch():
+    container = Container.load(SHIPPED)
+    split = load_digits(container.metadata["dataset"])
+    torch_predictions = predict(from_container(container), torch.from_numpy(split.x_test))
+    golden = evaluate(container)
+    assert np.array_equal(torch_predictions.numpy(), golden.predictions)
+    assert golden.correct == container.metadata["correct"]
+
+
+def _tiny_cifar(root, seed=0):
+    """A fake cifar-10-batches-py folder: 5 training batches of 4 images, a test batch of 6."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        count = 6 if name == "test_batch" else 4
+        batch = {b"data": rng.integers(0, 256, size=(count, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, size=count)]}
+        with open(folder / name, "wb") as file:
+            pickle.dump(batch, file)
+    return root
+
+
+def test_cifar10_resnet20_recipe_runs_a_few_steps(tmp_path):
+    recipe = replace(RECIPES["cifar10-resnet20"], batch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(recipe, data_root=str(_tiny_cifar(tmp_path)), max_steps=2,
+                       progress=False)
+    container = result.container
+    assert container.metadata["steps"] == 2 and container.metadata["recipe"]["epochs"] == 500
+    assert [(c.nin, c.nout, c.ntap) for c in container.configs] == [(16, 20, 2)]
+    assert len(container.layers) == 20 and container.layers[0].precision == "full"
+    assert container.layers[-1].precision == "full"
+    assert 0.8 <= container.bits_per_weight("xor") < 0.81
+    assert np.array_equal(evaluate(container, data_root=str(tmp_path)).predictions,
+                          result.predictions)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nin", "8,4,2"], "nin needs 1 value or one per quantized layer (2), not 3"),
+    (["--nin", "65"], "argument --nin: must be <= 64"),
+    (["--nin", "0"], "argument --nin: must be a positive integer, not '0'"),
+    (["--model", "resnet20"], "no recipe 'digits-resnet20'"),
+    (["-o", "/nonexistent/dir/w.npz"], "output directory '/nonexistent/dir' does not exist"),
+])
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
+    output = tmp_path / "w.npz"
+    assert run_cli(PROG, train_main, ["--quiet", "-o", str(output), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"{PROG}: error: ") and message in captured.err
+    assert not output.exists()
+
+
+def test_cli_writes_a_container_that_records_its_command(tmp_path):
+    output = tmp_path / "w.npz"
+    run = subprocess.run([sys.executable, "-m", "flexor.train", "--quiet", "--epochs", "1",
+                          "--nin", "6", "-o", str(output)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    container = Container.load(output)
+    assert f"test accuracy {100 * container.metadata['accuracy']:.2f}%" in run.stdout
+    assert container.metadata["command"] == \
+        f"{PROG} --quiet --epochs 1 --nin 6 -o {shlex.quote(str(output))}"
+    assert [(c.nin, c.nout) for c in container.configs] == [(6, 10)]
+
+
+@pytest.mark.slow
+def test_shipped_container_is_reproduced_by_its_recorded_command(tmp_path):
+    shipped = Container.load(SHIPPED)
+    args = shlex.split(shipped.metadata["command"])[3:]   # drop "python -m flexor.train"
+    output = args.index("-o") + 1
+    target = tmp_path / "weights" / os.path.basename(args[output])
+    target.parent.mkdir()
+    shutil.copytree("flexor", tmp_path / "flexor")
+    run = subprocess.run([sys.executable, "-m", "flexor.train", *args], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert target.read_bytes() == open(SHIPPED, "rb").read()
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    output = tmp_path / "ddp.npz"
+    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m",
+                          "flexor.train", "--quiet", "--epochs", "2", "-o", str(output)],
+                         capture_output=True, text=True, cwd=os.getcwd())
+    assert run.returncode == 0, run.stderr[-2000:]
+    container = Container.load(output)
+    assert np.array_equal(evaluate(container).predictions.shape, (449,))
+    assert container.metadata["accuracy"] > 0.8
