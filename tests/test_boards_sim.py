@@ -104,8 +104,8 @@ def test_report_sender_streams_the_formatted_line_through_the_uart():
     text = decode_uart(levels, 2).decode()
     assert text == "FLEXOR FAIL crc={:08x} expected={:08x} chunks={:08x} cycles={:08x}\r\n".format(
         *values), "seed 5"
-    assert parse_report(text) == dict(passed=False, crc=values[0], expected=values[1],
-                                      chunks=values[2], cycles=values[3])
+    assert parse_report(text) == {"passed": False, "crc": values[0], "expected": values[1],
+                                  "chunks": values[2], "cycles": values[3]}
 
 
 def test_report_line_format():
@@ -135,8 +135,8 @@ def test_simulated_board_reports_the_golden_crc(lanes):
     image = load_image(DEFAULT_WEIGHTS, lanes)
     result = simulate_selftest(image, lanes=lanes)
     report = parse_report(result.text)
-    assert report == dict(passed=True, crc=golden, expected=golden, chunks=chunks,
-                          cycles=report["cycles"])
+    assert report == {"passed": True, "crc": golden, "expected": golden, "chunks": chunks,
+                      "cycles": report["cycles"]}
     assert (result.running, result.passed, result.failed) == (False, True, False)
     # Full rate: one word a cycle or `lanes` chunks a cycle, whichever is slower, plus the
     # decryptor's and the checker's few cycles of latency.
