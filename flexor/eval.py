@@ -71,8 +71,8 @@ def main(argv=None):
     print(f"full-precision layers hold {100 * shares['macs']:.1f}% of the MACs, "
           f"{100 * shares['bytes']:.1f}% of the bytes stored, "
           f"{100 * shares['weights']:.1f}% of the weights")
-    print("(bytes: each layer's bits or float32 weights, alpha and bias; batch-norm tensors "
-          "not counted; MACs per input sample)")
+    print("(bytes: bits or float32 weights + alpha + bias per layer, batch norm excluded; "
+          "MACs per sample)")
     return 0 if recorded in (None, result.correct) else 1
 
 

@@ -84,7 +84,6 @@ class _Geometry:
         else:
             k = _check_positive("kernel_size", kernel_size)
             self.weight_shape = (out_features, in_features, k, k)
-        self.fan_in = math.prod(self.weight_shape[1:])
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x):
