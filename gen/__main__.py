@@ -1,5 +1,6 @@
 """``python -m gen``: write the Verilog of a FleXOR XOR-gate decoder and its ``.json`` sidecar."""
 
+import json
 import re
 import sys
 import warnings
@@ -9,7 +10,8 @@ from flexor.cli import CliError, CliParser, positive_int, nonnegative_int, run_c
 from flexor.cli import write_files_atomically
 from flexor.xor_config import DENSE
 
-from .verilog import DEFAULT_TOP, decoder_files
+from .equivalence import check_decoder_file, prove_decoder
+from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
 
 def ntap_value(text):
@@ -39,8 +41,14 @@ def build_parser():
     parser.add_argument("--registered", action="store_true",
                         help="emit the streaming variant: one register stage with clk, rst and "
                              "valid/ready handshakes (default: combinational)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE.v",
+    parser.add_argument("-o", "--output", metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
+    parser.add_argument("--prove", action="store_true",
+                        help="prove with Yosys that the Verilog computes y = M x mod 2 before "
+                             "writing it; print 'proven' or a counterexample (exit 1)")
+    parser.add_argument("--check", metavar="FILE.v",
+                        help="instead of generating, prove an existing FILE.v against the "
+                             "matrix in its FILE.json sidecar")
     return parser
 
 
@@ -62,8 +70,23 @@ def decoder_config(args):
     return XorConfig.random(args.nin, args.nout, args.ntap, args.seed)
 
 
+def report_proof(proof):
+    """Print a :class:`~gen.equivalence.Proof` as one line; return the exit status."""
+    if proof.proven:
+        print(f"proven: {proof.claim} ({proof.seconds:.1f} s)")
+        return 0
+    print(f"{proof.verdict}: {proof.counterexample or proof.detail} [claim: {proof.claim}]")
+    return 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.check is not None:
+        if args.output is not None or args.prove:
+            raise CliError("--check proves an existing file: it takes no -o or --prove")
+        return report_proof(check_decoder_file(args.check))
+    if args.output is None:
+        raise CliError("the following arguments are required: -o/--output (or --check)")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.top):
         raise CliError(f"--top must be a Verilog identifier, not {args.top!r}")
     with warnings.catch_warnings(record=True) as caught:
@@ -72,10 +95,15 @@ def main(argv=None):
     for warning in caught:
         print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
     files = decoder_files(config, args.output, top=args.top, registered=args.registered)
+    if args.prove:
+        # Prove before writing, so an unproven decoder never lands on disk.
+        proof = prove_decoder(files[args.output], json.loads(files[sidecar_path(args.output)]))
+        if not proof.proven:
+            return report_proof(proof)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
           f"rank {config.rank}" + (", registered" if args.registered else ""))
-    return 0
+    return report_proof(proof) if args.prove else 0
 
 
 if __name__ == "__main__":
