@@ -46,6 +46,7 @@ def harness(stage_class, config):
                          occupancy=lambda stage: stage.o.valid)
 
 
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_harness_checks_its_arguments():
     stage = XorStage(XorConfig.random(4, 5))
     with pytest.raises(ValueError, match="capacity must be a positive integer, not 0"):

@@ -108,12 +108,15 @@ VALUES = ["0", "1", "3", "8", "12", "-2", "x", "", "1.5", "dense", "0x10", " 4",
 numbers = st.sampled_from(["1", "2", "5", "8"] * 4 + ["0", "-1", "x", "dense"])
 
 
+matrix_files = st.sampled_from(["good.json", "good.v"] * 3 + VALUES)
+
+
 @st.composite
 def plausible_argv(draw):
     """Mostly-right commands: each option present or not, in any order, values mostly valid."""
     groups = []
     for flag, values in (("--nin", numbers), ("--nout", numbers), ("--ntap", numbers),
-                         ("--seed", numbers), ("--matrix", st.sampled_from(["good.json", "good.v"] * 3 + VALUES)),
+                         ("--seed", numbers), ("--matrix", matrix_files),
                          ("--top", st.sampled_from(["ok_name", "1bad", "x y", ""]))):
         if draw(st.integers(0, 7)) if flag in ("--nin", "--nout") else not draw(st.integers(0, 3)):
             groups.append([flag, draw(values)])
