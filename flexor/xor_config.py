@@ -258,7 +258,9 @@ def load_matrix_file(path):
         raise ValueError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ValueError(f"{path}: is a directory, not a JSON file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:  # found by fuzzing: '[' * 100000 overflows the decoder's stack
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as error:  # JSON syntax, bad UTF-8, integers past Python's digit limit
         raise ValueError(f"{path}: not valid JSON ({error})") from None
     except OSError as error:
         raise ValueError(f"{path}: cannot read ({error.strerror})") from None

@@ -1,6 +1,7 @@
 """``python -m gen``: write the Verilog of a FleXOR XOR-gate decoder and its ``.json`` sidecar."""
 
 import argparse
+import json
 import re
 import sys
 import warnings
@@ -18,7 +19,8 @@ from flexor.container import Container
 from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
-from .verilog import DEFAULT_TOP, decoder_files
+from .equivalence import check_decoder_file, prove_decoder
+from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
 
 def ntap_value(text):
@@ -64,8 +66,14 @@ def build_parser():
     decryptor.add_argument("--lanes", type=positive_int,
                            help="chunks decrypted per output beat (default: 1)")
     parser.set_defaults(config_specs=[])
-    parser.add_argument("-o", "--output", required=True, metavar="FILE.v",
+    parser.add_argument("-o", "--output", metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
+    parser.add_argument("--prove", action="store_true",
+                        help="prove with Yosys that the Verilog computes y = M x mod 2 before "
+                             "writing it; print 'proven' or a counterexample (exit 1)")
+    parser.add_argument("--check", metavar="FILE.v",
+                        help="instead of generating, prove an existing FILE.v against the "
+                             "matrix in its FILE.json sidecar")
     return parser
 
 
@@ -126,8 +134,33 @@ def decoder_config(args):
     return XorConfig.random(args.nin, args.nout, args.ntap, args.seed)
 
 
+def reporting_warnings(build, args):
+    """``build(args)``, printing each warning it raises (a rank-deficient matrix) as one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = build(args)
+    for warning in caught:
+        print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
+    return result
+
+
+def report_proof(proof):
+    """Print a :class:`~gen.equivalence.Proof` as one line; return the exit status."""
+    if proof.proven:
+        print(f"proven: {proof.claim} ({proof.seconds:.1f} s)")
+        return 0
+    print(f"{proof.verdict}: {proof.counterexample or proof.detail} [claim: {proof.claim}]")
+    return 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.check is not None:
+        if args.output is not None or args.prove:
+            raise CliError("--check proves an existing file: it takes no -o or --prove")
+        return report_proof(check_decoder_file(args.check))
+    if args.output is None:
+        raise CliError("the following arguments are required: -o/--output (or --check)")
     if args.top is None:
         args.top = DEFAULT_DECRYPTOR_TOP if args.decryptor else DEFAULT_TOP
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.top):
@@ -140,26 +173,24 @@ def main(argv=None):
     options = [option for option, _ in args.config_specs]
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        config = decoder_config(args)
-    for warning in caught:
-        print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
+    config = reporting_warnings(decoder_config, args)
     files = decoder_files(config, args.output, top=args.top, registered=args.registered)
+    if args.prove:
+        # Prove before writing, so an unproven decoder never lands on disk.
+        proof = prove_decoder(files[args.output], json.loads(files[sidecar_path(args.output)]))
+        if not proof.proven:
+            return report_proof(proof)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
           f"rank {config.rank}" + (", registered" if args.registered else ""))
-    return 0
+    return report_proof(proof) if args.prove else 0
 
 
 def decryptor_main(args):
-    if args.registered:
-        raise CliError("--registered applies to the bare decoder, not --decryptor")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        configs = decryptor_configs(args)
-    for warning in caught:
-        print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
+    for option in ("registered", "prove"):
+        if getattr(args, option):
+            raise CliError(f"--{option} applies to the bare decoder, not --decryptor")
+    configs = reporting_warnings(decryptor_configs, args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
     files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top)
