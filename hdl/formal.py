@@ -28,13 +28,16 @@ block-specific checks (per-layer beat counts, ``last`` exactly once per layer) o
 ``super().properties(m)``; then check it with :func:`sim.formal.check_formal`.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import connect, flipped
+from amaranth.lib.wiring import In, connect, flipped
+from amaranth.utils import bits_for, exact_log2
 
 from flexor import XorConfig
 
-__all__ = ["StreamHarness", "matrix_function"]
+from .decryptor import Decryptor
+
+__all__ = ["StreamHarness", "DecryptorHarness", "matrix_function", "stream_rule", "consecutive"]
 
 
 def matrix_function(config):
@@ -44,6 +47,31 @@ def matrix_function(config):
         raise TypeError(f"config must be a flexor.XorConfig, not {config!r}")
     masks = [sum(int(bit) << j for j, bit in enumerate(row)) for row in config.matrix]
     return lambda payload: Cat(*[(payload & mask).xor() for mask in masks])
+
+
+def stream_rule(m, port, check, message=None):
+    """The valid/ready rule on the stream interface ``port``, as ``check`` (``Assume`` for a
+    stream the environment drives, ``Assert`` for one the block drives): once ``valid`` is high
+    and ``ready`` low, ``valid`` stays high and ``payload`` stays put in the next cycle.
+
+    The last-cycle copies are ``sync`` registers whose reset value 0 voids the rule right after
+    a reset. The property's source location is the caller's line (where ``message`` is written).
+    """
+    held, last = Signal(), Signal.like(port.payload)
+    m.d.sync += [held.eq(port.valid & ~port.ready), last.eq(port.payload)]
+    with m.If(held):
+        m.d.comb += check(port.valid & (port.payload == last), message, src_loc_at=1)
+
+
+def consecutive(m, condition, limit):
+    """A counter of the consecutive earlier cycles in which ``condition`` held, saturating at
+    ``limit - 1``: ``condition & (counter == limit - 1)`` means ``limit`` cycles in a row."""
+    counter = Signal(range(limit))
+    with m.If(condition & (counter < limit - 1)):
+        m.d.sync += counter.eq(counter + 1)
+    with m.Elif(~condition):
+        m.d.sync += counter.eq(0)
+    return counter
 
 
 def _check_positive(name, value):
@@ -111,16 +139,8 @@ class StreamHarness(wiring.Component):
         """Add the stream properties to ``m``; returns the ``outstanding`` counter."""
         i, o = (getattr(self, name) for name in self._names)
         i_fire, o_fire = i.valid & i.ready, o.valid & o.ready
-
-        # Last-cycle copies; their reset value 0 voids the rules right after a reset.
-        i_held, o_held = Signal(), Signal()
-        i_last, o_last = Signal.like(i.payload), Signal.like(o.payload)
-        m.d.sync += [i_held.eq(i.valid & ~i.ready), i_last.eq(i.payload),
-                     o_held.eq(o.valid & ~o.ready), o_last.eq(o.payload)]
-        with m.If(i_held):
-            m.d.comb += Assume(i.valid & (i.payload == i_last))
-        with m.If(o_held):
-            m.d.comb += Assert(o.valid & (o.payload == o_last), "output valid/ready rule")
+        stream_rule(m, i, Assume)
+        stream_rule(m, o, Assert, "output valid/ready rule")
 
         outstanding = Signal(range(self.capacity + 2))
         m.d.sync += outstanding.eq(outstanding + i_fire - o_fire)
@@ -133,21 +153,11 @@ class StreamHarness(wiring.Component):
         if self.reference is not None:
             self._scoreboard(m, i, o, i_fire, o_fire, outstanding)
 
-        # Consecutive earlier cycles in which the block was blocked with the consumer ready.
-        stalled = Signal(range(self.stall_bound))
         blocked = o.ready & ((i.valid & ~i.ready) | ((outstanding != 0) & ~o.valid))
-        with m.If(blocked & (stalled < self.stall_bound - 1)):
-            m.d.sync += stalled.eq(stalled + 1)
-        with m.Elif(~blocked):
-            m.d.sync += stalled.eq(0)
+        stalled = consecutive(m, blocked, self.stall_bound)
         progress = ~blocked | (stalled < self.stall_bound - 1)
         m.d.comb += Assert(progress, "no deadlock: blocked stall_bound cycles, consumer ready")
-
-        streak = Signal(range(self.cover_streak))
-        with m.If(o_fire & (streak < self.cover_streak - 1)):
-            m.d.sync += streak.eq(streak + 1)
-        with m.Elif(~o_fire):
-            m.d.sync += streak.eq(0)
+        streak = consecutive(m, o_fire, self.cover_streak)
         m.d.comb += Cover(o_fire & (streak == self.cover_streak - 1))
         return outstanding
 
@@ -164,3 +174,257 @@ class StreamHarness(wiring.Component):
             if k + 1 < self.capacity:
                 with m.Elif(o_fire):
                     m.d.sync += entry.eq(expected[k + 1])
+
+
+class DecryptorHarness(wiring.Component):
+    """A :class:`hdl.Decryptor` with its stream properties, stated on its ports only.
+
+    The formal tool drives ``desc``, ``data``, ``out.ready`` and reset freely, subject to the
+    assumptions; the harness keeps a small model of the traffic, in the same ``sync`` domain
+    as the decryptor (a reset clears both):
+
+    * a queue of the descriptors accepted whose output is not complete (``layers`` entries of
+      ``(config, chunks)``, oldest first), ``data_at`` (the queue index of the layer the data
+      stream is in; ``layers`` when that layer's descriptor is only offered yet), ``words``
+      (words of that layer accepted) and ``sent`` (chunks of the oldest layer delivered).
+
+    Assumed (legal traffic): the valid/ready rule on ``desc`` and ``data``; descriptors name a
+    configuration of the table and ``1 .. max_chunks`` chunks; a data word is offered only once
+    its layer's descriptor is offered or accepted, and a layer of ``c`` chunks with
+    configuration ``k`` is exactly ``ceil(c * nin_k / width)`` words, the final one flagged
+    ``last``. The data bits are free.
+
+    Asserted, every cycle:
+
+    * ``out`` obeys the valid/ready rule;
+    * on every offered beat: ``1 <= count <= lanes``; ``last`` exactly when the layer's chunks
+      delivered reach the descriptor's count (so once per layer, on its final beat, and the
+      sum of ``count`` over the layer equals it); ``count == lanes`` unless ``last``; never more
+      chunks than the descriptor's count; chunks past ``count`` are zero; no beat without a
+      layer;
+    * order: a data word is accepted only with or after its layer's descriptor; a layer's final
+      beat only with or after its last data word; at most ``max_layers`` layers held;
+    * ``error`` stays 0 (legal traffic is never flagged);
+    * payload (``payload=True``): the formal tool picks one chunk of one layer through the free
+      inputs ``track`` and ``track_chunk``; the harness records that chunk's bits from the data
+      words and asserts that the beat delivering it holds ``M_k x`` (:func:`matrix_function`)
+      in the right lane. As the pick is free, this checks every chunk of every layer;
+    * no deadlock (bounded liveness): in ``stall_bound`` consecutive cycles with ``out.ready``
+      high, a layer held or a descriptor offered, and data offered whenever its layer is known,
+      a beat is offered.
+
+    Covers: a second layer's final beat; ``cover_streak`` back-to-back beats; the payload check
+    firing (with ``payload=True``).
+
+    Parameters
+    ----------
+    dut : hdl.Decryptor
+        The decryptor (any subclass: the properties use its ports only).
+    max_chunks : int
+        Largest chunk count of a descriptor (assumed); keeps the model's state small.
+    max_layers : int
+        Queue depth of the model: most layers the decryptor may hold (asserted).
+    stall_bound : int or None
+        See "no deadlock"; default ``dut.latency + ceil(lanes * max nin / width) + 1``.
+    payload : bool
+        Add the tracked-chunk payload check.
+    cover_streak : int
+        Length of the run of back-to-back beats to cover.
+
+    Members
+    -------
+    desc, data, out, error
+        The decryptor's own.
+    track : ``In(1)``, track_chunk : ``In(range(max_chunks))``
+        Free choice of the checked chunk: the first layer whose first data word is accepted
+        while ``track`` is high, chunk ``track_chunk`` of it (if it has that many).
+    """
+
+    def __init__(self, dut, *, max_chunks, max_layers=4, stall_bound=None, payload=True,
+                 cover_streak=3):
+        if not isinstance(dut, Decryptor):
+            raise TypeError(f"dut must be an hdl.Decryptor, not {dut!r}")
+        self._dut = dut
+        self.max_chunks = _check_positive("max_chunks", max_chunks)
+        self.max_layers = _check_positive("max_layers", max_layers)
+        self.max_nin = max(config.nin for config in dut.configs)
+        if stall_bound is None:
+            stall_bound = dut.latency + -(-dut.lanes * self.max_nin // dut.width) + 1
+        self.stall_bound = _check_positive("stall_bound", stall_bound)
+        if not isinstance(payload, bool):
+            raise TypeError(f"payload must be a bool, not {payload!r}")
+        self.payload = payload
+        self.cover_streak = _check_positive("cover_streak", cover_streak)
+        members = dut.signature.members
+        super().__init__({
+            **{name: members[name] for name in ("desc", "data", "out", "error")},
+            "track": In(1),
+            "track_chunk": In(range(self.max_chunks)),
+        })
+
+    @property
+    def dut(self):
+        return self._dut
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._dut
+        connect(m, flipped(self.desc), dut.desc)
+        connect(m, flipped(self.data), dut.data)
+        connect(m, dut.out, flipped(self.out))
+        m.d.comb += self.error.eq(dut.error)
+        self.properties(m)
+        return m
+
+    def properties(self, m):
+        """Add the properties of the class docstring to ``m``."""
+        configs, width, lanes = self._dut.configs, self._dut.width, self._dut.lanes
+        desc, data, out = self.desc, self.data, self.out
+        depth = self.max_layers
+        desc_fire, data_fire = desc.valid & desc.ready, data.valid & data.ready
+        out_fire = out.valid & out.ready
+        count, last = out.payload.count, out.payload.last
+
+        stream_rule(m, desc, Assume)
+        stream_rule(m, data, Assume)
+        stream_rule(m, out, Assert, "output valid/ready rule")
+        # High bits zero, written out: the solver gets them by unit propagation.
+        chunk_bits = bits_for(self.max_chunks)
+        legal = ((desc.payload.config < len(configs)) & (desc.payload.chunks[chunk_bits:] == 0) &
+                 (desc.payload.chunks[:chunk_bits] >= 1) &
+                 (desc.payload.chunks[:chunk_bits] <= self.max_chunks))
+        m.d.comb += Assume(~desc.valid | legal)
+
+        # The model: layers held (descriptor accepted, output not complete), oldest first.
+        config_shape = range(max(len(configs), 2))
+        held_chunks = [Signal(range(self.max_chunks + 1), name=f"held{index}_chunks")
+                       for index in range(depth)]
+        held_config = [Signal(config_shape, name=f"held{index}_config") for index in range(depth)]
+        layers = Signal(range(depth + 1))
+        data_at = Signal(range(depth + 1))
+        max_words = -(-self.max_chunks * self.max_nin // width)
+        words = Signal(range(max_words + 1))
+        sent = Signal(range(self.max_chunks + 1))
+
+        # The data stream's layer: a held one, or the one whose descriptor is offered.
+        data_chunks, data_config = Signal.like(held_chunks[0]), Signal(config_shape)
+        data_known = (data_at < layers) | desc.valid
+        with m.If(data_at < layers):
+            with m.Switch(data_at):
+                for index in range(depth):
+                    with m.Case(index):
+                        m.d.comb += [data_chunks.eq(held_chunks[index]),
+                                     data_config.eq(held_config[index])]
+        with m.Else():
+            m.d.comb += [data_chunks.eq(desc.payload.chunks), data_config.eq(desc.payload.config)]
+        layer_words = Signal(range(max_words + 1))
+        with m.Switch(data_config):
+            for index, config in enumerate(configs):
+                with m.Case(index):
+                    m.d.comb += layer_words.eq(
+                        (data_chunks * config.nin + width - 1) >> exact_log2(width))
+        with m.If(data.valid):
+            m.d.comb += Assume(data_known & (data.payload.last == (words + 1 == layer_words)))
+
+        pop = out_fire & last
+        data_done = (data_at != 0) | (data_fire & data.payload.last)
+        m.d.comb += [
+            Assert(~data_fire | (data_at < layers) | desc_fire, "data word before its descriptor"),
+            Assert(~pop | data_done, "final beat before the layer's last data word"),
+            Assert(~desc_fire | (layers - pop < depth), "more than max_layers layers held"),
+            Assert(self.error.as_value() == 0, "error flag raised by legal traffic"),
+        ]
+        with m.If(out.valid):
+            m.d.comb += [
+                Assert(layers != 0, "output beat of no layer"),
+                Assert((count >= 1) & (count <= lanes), "count outside 1..lanes"),
+                Assert(last == (sent + count == held_chunks[0]), "last not on the final beat"),
+                Assert(last | (count == lanes), "count != lanes on a beat that is not final"),
+                Assert(sent + count <= held_chunks[0], "more chunks than the descriptor's count"),
+            ]
+            for lane in range(1, lanes):
+                chunk = out.payload.data.word_select(lane, self._dut.nout)
+                m.d.comb += Assert((count > lane) | (chunk == 0), "chunk past count not zero")
+
+        with m.If(out_fire):
+            m.d.sync += sent.eq(Mux(last, 0, sent + count))
+        with m.If(data_fire):
+            m.d.sync += words.eq(Mux(data.payload.last, 0, words + 1))
+        m.d.sync += [layers.eq(layers + desc_fire - pop),
+                     data_at.eq(data_at + (data_fire & data.payload.last) - pop)]
+        slot = layers - pop  # where an accepted descriptor lands once the head has left
+        for index in range(depth):
+            with m.If(desc_fire & (slot == index)):
+                m.d.sync += [held_chunks[index].eq(desc.payload.chunks),
+                             held_config[index].eq(desc.payload.config)]
+            if index + 1 < depth:
+                with m.Elif(pop):
+                    m.d.sync += [held_chunks[index].eq(held_chunks[index + 1]),
+                                 held_config[index].eq(held_config[index + 1])]
+
+        if self.payload:
+            self._tracked_chunk(m, data_at, words, data_chunks, data_config, pop, sent)
+
+        # No deadlock, with the consumer ready and the producers offering what is known.
+        waiting = (out.ready & (data.valid | ~data_known) & ((layers != 0) | desc.valid) &
+                   ~out.valid)
+        stalled = consecutive(m, waiting, self.stall_bound)
+        progress = ~waiting | (stalled < self.stall_bound - 1)
+        m.d.comb += Assert(progress, "no deadlock: no beat in stall_bound cooperative cycles")
+
+        completed = Signal(range(3))
+        with m.If(pop & (completed < 2)):
+            m.d.sync += completed.eq(completed + 1)
+        streak = consecutive(m, out_fire, self.cover_streak)
+        m.d.comb += [Cover(pop & (completed == 1)),
+                     Cover(out_fire & (streak == self.cover_streak - 1))]
+
+    def _tracked_chunk(self, m, data_at, words, data_chunks, data_config, pop, sent):
+        """Record the bits of the chunk picked by ``track``/``track_chunk`` from the data
+        words; assert the beat delivering it holds ``M_k x`` of them."""
+        configs, width, nout = self._dut.configs, self._dut.width, self._dut.nout
+        data, out = self.data, self.out
+        tracking = Signal()
+        tag = Signal(range(self.max_layers + 1))      # queue index of the tracked layer
+        chunk = Signal(range(self.max_chunks))
+        config = Signal.like(data_config)
+        bits = Signal(self.max_nin)
+
+        data_fire = data.valid & data.ready
+        start = (~tracking & self.track & data_fire & (words == 0) &
+                 (self.track_chunk < data_chunks))
+        picked = Mux(start, self.track_chunk, chunk)
+        with m.If(data_fire & (start | (tracking & (tag == data_at)))):
+            with m.Switch(data_config):
+                for index, xor_config in enumerate(configs):
+                    with m.Case(index):
+                        for b in range(xor_config.nin):
+                            position = picked * xor_config.nin + b
+                            with m.If((position >> exact_log2(width)) == words):
+                                bit = data.payload.data.bit_select(
+                                    position[:exact_log2(width)], 1)
+                                m.d.sync += bits[b].eq(bit)
+        with m.If(start):
+            m.d.sync += [tracking.eq(1), tag.eq(data_at - pop), chunk.eq(self.track_chunk),
+                         config.eq(data_config)]
+        with m.Elif(tracking & pop):
+            with m.If(tag == 0):
+                m.d.sync += tracking.eq(0)
+            with m.Else():
+                m.d.sync += tag.eq(tag - 1)
+
+        expected = Signal(nout)
+        with m.Switch(config):
+            for index, xor_config in enumerate(configs):
+                with m.Case(index):
+                    m.d.comb += expected.eq(matrix_function(xor_config)(bits[:xor_config.nin]))
+        count = out.payload.count
+        delivering = (tracking & (tag == 0) & out.valid & (sent <= chunk) &
+                      (chunk < sent + count))
+        with m.If(delivering):
+            with m.Switch(chunk - sent):
+                for lane in range(self._dut.lanes):
+                    with m.Case(lane):
+                        got = out.payload.data.word_select(lane, nout)
+                        m.d.comb += Assert(got == expected, "decrypted chunk != M x of its bits")
+        m.d.comb += Cover(delivering)
