@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 import flexor
 from flexor import XorConfig
 from flexor.cli import run_cli
+from flexor.container import Container
 from flexor.xor_config import dumps_config_json
 from gen.__main__ import main
 from gen.equivalence import Proof, check_decoder_file, prove_decoder, reference_verilog
@@ -33,6 +34,7 @@ CONFIGURATIONS = {
     "32-40-t8": (32, 40, 8, 5),
 }
 WIDE = {"256-320-t16": (256, 320, 16, 1), "128-160-dense": (128, 160, "dense", 1)}
+SHIPPED_WEIGHTS = "weights/digits_mlp_0p8.npz"
 
 
 def generated(config, registered):
@@ -75,6 +77,16 @@ def test_generated_decoder_is_proven(name, registered):
     config = XorConfig.random(*CONFIGURATIONS[name])
     proof = prove_decoder(*generated(config, registered))
     assert proof.proven, f"{name} registered={registered}: {proof}"
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["comb", "registered"])
+def test_shipped_weights_decoders_are_proven(registered):
+    """Every XOR configuration the shipped container uses, as its loader returns them."""
+    configs = Container.load(SHIPPED_WEIGHTS).configs
+    assert configs, f"{SHIPPED_WEIGHTS} has no XOR configuration"
+    for index, config in enumerate(configs):
+        proof = prove_decoder(*generated(config, registered))
+        assert proof.proven, f"{SHIPPED_WEIGHTS} configs[{index}] ({config}): {proof}"
 
 
 @pytest.mark.slow
