@@ -61,7 +61,8 @@ def write_files_atomically(contents):
         for temporary, path in staged:
             os.replace(temporary, path)
     except OSError as error:
-        raise CliError(f"cannot write {error.filename or path!r}: {error.strerror}") from None
+        # Name the file the user asked for: error.filename may be the temporary file.
+        raise CliError(f"cannot write {path!r}: {error.strerror}") from None
     finally:
         for temporary, _ in staged:
             if os.path.exists(temporary):
