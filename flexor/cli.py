@@ -78,7 +78,8 @@ def run_cli(prog, main, argv=None):
     try:
         status = main(argv)
     except (CliError, ValueError, TypeError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        # One line even when the message quotes an argument with a line break in it.
+        print(f"{prog}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -142,7 +142,7 @@ def token_strategy(kind, files):
 def argument_lists(draw, options, files, positional=None):
     """Up to five option/value pairs (a value sometimes left out) and stray words."""
     argv = []
-    if positional is not None and draw(st.booleans()):
+    if positional is not None and draw(st.integers(0, 3)) > 0:
         argv.append(draw(positional))
     for _ in range(draw(st.integers(0, 5))):
         if draw(st.integers(0, 9)) == 0:
@@ -172,7 +172,11 @@ def run(prog, main, argv):
 
 
 def check_run(prog, main, argv, outputs=()):
-    """Run and check the contract; ``outputs`` must not exist after a failed run."""
+    """Run and check the contract; ``outputs`` must not appear after a failed run.
+
+    Status 1 is the verdict of a check that ran (``sim``: the RTL's weights classify
+    differently; ``flexor.eval``: the accuracy differs from the recorded one).
+    """
     directories = {Path(path).parent for path in outputs}
     before = {path: Path(path).exists() for path in outputs}
     status, out, err = run(prog, main, argv)
@@ -180,13 +184,16 @@ def check_run(prog, main, argv, outputs=()):
     assert "Traceback" not in err, context
     if status in (0, None):
         note("works")
+    elif status == 1:  # a verdict (sim: RTL differs; eval: accuracy differs from the record)
+        assert err.count("\n") <= 1, context
+        note("verdict 1")
     else:
         assert status == 2, context
-        lines = err.splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), context
+        assert err.count("\n") == 1 and err.endswith("\n"), context
+        assert err.startswith(f"{prog}: error: "), context
         for path in outputs:
             assert Path(path).exists() == before[path], f"{context}: {path} left behind"
-        note(f"error: {lines[0][len(prog) + 9:][:30]}")
+        note(f"error: {err[len(prog) + 9:][:30]}")
     for directory in directories:
         if directory.is_dir():
             assert not list(directory.glob(".tmp-*")), f"{context}: temporary file left"
@@ -269,7 +276,8 @@ FIGURES = {"logic_cells": [100, 5280], "ram_blocks": [2, 30], "luts": 90, "flip_
 BOARDS_OPTIONS = {"--board": ["icebreaker", "icestick", "ulx3s-85f", "nope", ""],
                   "--build-dir": "dir", "--weights": "container", "--lanes": "small",
                   "--toolchain": ["yowasp", "system", "x"], "-v": None}
-COMMANDS = ["list", "build", "program", "simulate", "flash", ""]
+#: Mostly real sub-commands, which must come first for their options to parse.
+COMMANDS = ["list", "build", "program", "simulate"] * 3 + ["flash", ""]
 
 
 def _boards_case(files, argv):
@@ -364,7 +372,7 @@ def test_found_by_fuzzing(files, prog, module, argv, message):
     with mock.patch("sim.weights.check_decryptor", golden_check_decryptor):
         status, out, err = check_run(prog, main, argv)
     if message is None:
-        assert status == 0 and "digits" in out, (out, err)
+        assert status in (0, 1) and "digits" in out, (out, err)
     else:
         assert status == 2 and message in err, err
 
