@@ -26,8 +26,8 @@ from .xor_config import XorConfig
 
 __all__ = [
     "WORD_WIDTHS", "MAX_NIN", "MAX_LANES", "MAX_CONFIGS", "CHUNKS_BITS", "CONFIG_BITS",
-    "DESCRIPTOR_WIDTH", "MAX_CHUNKS", "Layer", "Beat", "PackedStream", "check_stream_parameters", "count_width",
-    "descriptor_word", "decode_descriptor", "as_layer", "layer_words", "layer_beats",
+    "DESCRIPTOR_WIDTH", "MAX_CHUNKS", "Layer", "Beat", "PackedStream", "check_stream_parameters",
+    "count_width", "descriptor_word", "decode_descriptor", "as_layer", "layer_words", "layer_beats",
     "pack_stream", "layers_to_json", "layers_from_json",
 ]
 

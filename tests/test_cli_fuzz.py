@@ -385,7 +385,6 @@ def test_found_by_fuzzing(files, prog, module, argv, message):
     ("sim.decoder", ["{missing}"]),
     ("boards", ["build", "--board", "nope"]),
     ("boards", ["simulate", "--weights", "{dir}"]),
-    ("flexor.train", ["--nin", "0", "-o", "{out}/t.npz"]),
     ("flexor.train", ["--threads", "100000", "-o", "{out}/t.npz"]),
     ("flexor.eval", ["{truncated}"]),
 ])

@@ -76,8 +76,8 @@ def test_random_decryptor_random_traffic(tmp_path, run):
     layers = random_layers(rng, configs, width)
     stall = {stream: round(float(rng.uniform(0.0, 0.6)), 2) for stream in ("desc", "data", "out")}
     packed = pack_stream(configs, layers, width=width, lanes=lanes)
-    # Somewhere in the first pass (its length at the rate limit, stretched by the stalls).
-    reset_at = int(rng.integers(10, max(11, len(packed.beats) + len(packed.words))))
+    # Inside the first pass: it takes at least max(beats, words) cycles (one of each a cycle).
+    reset_at = int(rng.integers(10, max(11, len(packed.beats), len(packed.words))))
     verilog = str(tmp_path / "decryptor.v")
     write_files_atomically(decryptor_files(configs, verilog, width=width, lanes=lanes))
     start = time.perf_counter()
