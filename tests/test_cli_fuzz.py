@@ -92,6 +92,9 @@ def files(tmp_path_factory):
                  badsidecar=str(root / "badsidecar.v"))
     paths["out"] = root / "out"
     paths["out"].mkdir()
+    paths["no-dir"] = str(root / "no-such-dir" / "x.npz")
+    paths["cwd"] = root / "cwd"
+    paths["cwd"].mkdir()
     return paths
 
 
@@ -130,9 +133,12 @@ def token_strategy(kind, files):
         own = st.sampled_from(PROBABILITIES)
     elif kind == "container":
         own = st.sampled_from(FILE_KINDS).map(lambda name: files[name])
-    elif kind == "dir":
-        own = st.sampled_from(["dir", "text", "under-file", "missing", "out"]).map(
-            lambda name: str(files[name]))
+    elif kind in ("dir", "output"):
+        # Never a path that another example reads (a build may create it): fresh ones instead.
+        fresh = st.integers(0, 10 ** 9).map(
+            lambda n: str(files["out"] / f"new{n}{'.npz' if kind == 'output' else ''}"))
+        own = st.sampled_from(["dir", "text", "under-file", "out", "no-dir"]).map(
+            lambda name: str(files[name])) | fresh
     else:
         own = st.sampled_from(kind)
     return own | GARBAGE if isinstance(kind, str) else own
@@ -158,11 +164,12 @@ def argument_lists(draw, options, files, positional=None):
 
 # -- running one command line -----------------------------------------------------------------
 
-def run(prog, main, argv):
-    """``main(argv)`` as ``python -m`` runs it; returns ``(status, stdout, stderr)``."""
+def run(prog, main, argv, cwd):
+    """``main(argv)`` as ``python -m`` runs it, in directory ``cwd`` (relative paths drawn from
+    garbage words land there); returns ``(status, stdout, stderr)``."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), contextlib.chdir(cwd):
         warnings.simplefilter("ignore")  # rank warnings and the like are not errors
         try:
             status = run_cli(prog, main, argv)
@@ -171,15 +178,16 @@ def run(prog, main, argv):
     return status, out.getvalue(), err.getvalue()
 
 
-def check_run(prog, main, argv, outputs=()):
+def check_run(prog, main, argv, cwd, outputs=()):
     """Run and check the contract; ``outputs`` must not appear after a failed run.
 
     Status 1 is the verdict of a check that ran (``sim``: the RTL's weights classify
     differently; ``flexor.eval``: the accuracy differs from the recorded one).
     """
-    directories = {Path(path).parent for path in outputs}
-    before = {path: Path(path).exists() for path in outputs}
-    status, out, err = run(prog, main, argv)
+    outputs = [Path(cwd, path) for path in outputs]
+    directories = {path.parent for path in outputs}
+    before = {path: path.exists() for path in outputs}
+    status, out, err = run(prog, main, argv, cwd)
     context = f"{prog} {argv!r}: status {status}, stderr {err!r}"
     assert "Traceback" not in err, context
     if status in (0, None):
@@ -192,7 +200,7 @@ def check_run(prog, main, argv, outputs=()):
         assert err.count("\n") == 1 and err.endswith("\n"), context
         assert err.startswith(f"{prog}: error: "), context
         for path in outputs:
-            assert Path(path).exists() == before[path], f"{context}: {path} left behind"
+            assert path.exists() == before[path], f"{context}: {path} left behind"
         note(f"error: {err[len(prog) + 9:][:30]}")
     for directory in directories:
         if directory.is_dir():
@@ -231,7 +239,7 @@ def _sim_case(files, argv):
     from sim.__main__ import main
 
     with mock.patch("sim.weights.check_decryptor", golden_check_decryptor):
-        check_run("python -m sim", main, argv)
+        check_run("python -m sim", main, argv, files["cwd"])
 
 
 @pytest.mark.rtl  # generates Verilog with Amaranth for the argument lists that are valid
@@ -257,7 +265,7 @@ def test_sim_decoder_arguments(files, data):
                                   "text"]).map(lambda name: files[name])
     argv = data.draw(argument_lists(DECODER_OPTIONS, files, positional))
     with mock.patch("sim.decoder.run_testbench"):
-        check_run("python -m sim.decoder", main, argv)
+        check_run("python -m sim.decoder", main, argv, files["cwd"])
 
 
 # -- boards -----------------------------------------------------------------------------------
@@ -287,7 +295,7 @@ def _boards_case(files, argv):
             mock.patch("boards.__main__.parse_build_reports", return_value=FIGURES), \
             mock.patch("boards.__main__.simulate_selftest", golden_selftest), \
             mock.patch.dict(os.environ, {"ICEPROG": "true", "OPENFPGALOADER": "true"}):
-        check_run("python -m boards", main, argv)
+        check_run("python -m boards", main, argv, files["cwd"])
 
 
 @fuzz_settings(EXAMPLES)
@@ -307,30 +315,32 @@ TRAIN_OPTIONS = {
     "--fp-ends": None, "--no-fp-ends": None, "--lr": ["0.01", "0", "-1", "nan", "inf", "x"],
     "--batch-size": "number", "--seed": "number", "--data-root": "dir",
     "--device": ["cpu", "cuda", "cuda:1", "tpu", "x"], "--threads": "small",
-    "-o": "dir", "--output": "dir",
+    "-o": "output", "--output": "output",
 }
 
 
 @st.composite
 def train_arguments(draw, files):
-    output = str(files["out"] / f"train{draw(st.integers(0, 10 ** 9))}.npz")
-    argv = ["-o", output] + draw(argument_lists(TRAIN_OPTIONS, files))
+    """Arguments and the output they name (the last ``-o``/``--output`` value wins)."""
+    argv = ["-o", str(files["out"] / f"train{draw(st.integers(0, 10 ** 9))}.npz")]
+    argv += draw(argument_lists(TRAIN_OPTIONS, files))
+    output = [value for option, value in zip(argv, argv[1:]) if option in ("-o", "--output")][-1]
     # The bound: one optimizer step whatever else the example asks for (the last value wins).
     return argv + ["--quiet", "--max-steps", "1", "--epochs", "1"], output
 
 
-def _train_case(argv, output):
+def _train_case(files, argv, output):
     from flexor.train.__main__ import PROG, main
 
-    status, _, _ = check_run(PROG, main, argv, outputs=[output])
-    if status == 0 and Path(argv[argv.index("-o") + 1]) == Path(output):
-        Container.load(output)  # what a successful run wrote is a valid container
+    status, _, _ = check_run(PROG, main, argv, files["cwd"], outputs=[output])
+    if status == 0:
+        Container.load(Path(files["cwd"], output))  # what a successful run wrote is a valid container
 
 
 @fuzz_settings(EXAMPLES)
 @given(st.data())
 def test_train_arguments(files, data):
-    _train_case(*data.draw(train_arguments(files)))
+    _train_case(files, *data.draw(train_arguments(files)))
 
 
 # -- flexor.eval ------------------------------------------------------------------------------
@@ -344,7 +354,8 @@ def test_eval_arguments(files, data):
     from flexor.eval import PROG, main
 
     positional = st.sampled_from(FILE_KINDS).map(lambda name: files[name])
-    check_run(PROG, main, data.draw(argument_lists(EVAL_OPTIONS, files, positional)))
+    check_run(PROG, main, data.draw(argument_lists(EVAL_OPTIONS, files, positional)),
+              files["cwd"])
 
 
 # -- the bugs fuzzing found, as plain regression tests ----------------------------------------
@@ -370,7 +381,7 @@ def test_found_by_fuzzing(files, prog, module, argv, message):
     argv = [arg.format(**{k: v for k, v in files.items()}) for arg in argv]
     main = importlib.import_module(module).main
     with mock.patch("sim.weights.check_decryptor", golden_check_decryptor):
-        status, out, err = check_run(prog, main, argv)
+        status, out, err = check_run(prog, main, argv, files["cwd"])
     if message is None:
         assert status in (0, 1) and "digits" in out, (out, err)
     else:
@@ -403,7 +414,7 @@ def test_errors_in_a_real_process(files, module, argv):
 @fuzz_settings(EXAMPLES * SLOW_FACTOR)
 @given(st.data())
 def test_train_arguments_long(files, data):
-    _train_case(*data.draw(train_arguments(files)))
+    _train_case(files, *data.draw(train_arguments(files)))
 
 
 @pytest.mark.slow
