@@ -333,8 +333,8 @@ def _train_case(files, argv, output):
     from flexor.train.__main__ import PROG, main
 
     status, _, _ = check_run(PROG, main, argv, files["cwd"], outputs=[output])
-    if status == 0:
-        Container.load(Path(files["cwd"], output))  # what a successful run wrote is a valid container
+    if status == 0:  # what a successful run wrote is a valid container
+        Container.load(Path(files["cwd"], output))
 
 
 @fuzz_settings(EXAMPLES)
