@@ -25,13 +25,22 @@ Structure (one clock domain, ``sync``)::
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
+from amaranth.utils import bits_for, exact_log2
 
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, check_stream_parameters, count_width
 
 from .xor_network import xor_rows
 
 __all__ = ["Decryptor", "descriptor_layout", "data_layout", "output_layout", "error_layout"]
+
+
+def _at_most(value, bound):
+    """``value <= bound`` for a constant ``bound``: a zero test of the bits above the bound's
+    width and a narrow compare, rather than a carry chain as wide as ``value``."""
+    low = bits_for(bound)
+    if len(value) <= low:
+        return value <= bound
+    return (value[low:] == 0) & (value[:low] <= bound)
 
 
 def descriptor_layout():
@@ -122,54 +131,81 @@ class Decryptor(wiring.Component):
         m = Module()
         configs, width, lanes = self._configs, self._width, self._lanes
         capacity = self._buffer_width
+        lane_bits, word_bits = count_width(lanes), exact_log2(width)
 
-        buffer = Signal(capacity)               # bits at and above `fill` are always zero
+        buffer = Signal(capacity)               # bits at and above `fill` are don't-care
         fill = Signal(range(capacity + 1))
 
         in_layer = Signal()                     # inside a good layer's data words
         skipping = Signal()                     # discarding a bad layer's data words
-        next_valid = Signal()                   # one-layer slot between the two sides
+        tail = Signal(word_bits)                # that layer's bits in its last word, minus 1
+
+        # The one-layer slot between the two sides holds the layer's first beat ready-made.
+        next_valid = Signal()
         next_config = Signal(range(max(len(configs), 2)))
         next_chunks = Signal(CHUNKS_BITS)
+        next_final = Signal()
+        next_count = Signal(range(lanes + 1))
+        next_need = Signal(range(capacity + 1))
 
-        active = Signal()                       # the current layer, being turned into beats
+        # The current layer and its next beat: `final`, `count` and `need` are registers,
+        # computed a beat ahead, so no counter compare or multiply lies on the handshake paths.
+        active = Signal()
         config = Signal.like(next_config)
-        remaining = Signal(CHUNKS_BITS)
-        offset = Signal(exact_log2(width))      # bits taken in this layer, mod width
-
-        # Output side: how many chunks and bits the next beat takes.
+        remaining = Signal(CHUNKS_BITS)         # chunks not yet sent, this beat's included
         final = Signal()
-        chunks = Signal(range(lanes + 1))
-        need = Signal(range(capacity + 1))
-        pad = Signal(exact_log2(width))
-        fire = Signal()
-        shift = Signal(range(capacity + 1))
-        load = Signal()
-        m.d.comb += [
-            final.eq(remaining <= lanes),
-            chunks.eq(Mux(final, remaining, lanes)),
-            pad.eq(-(offset + need)),           # to the next word boundary, mod width
-            fire.eq(active & (fill >= need) & (~self.out.valid | self.out.ready)),
-            shift.eq(Mux(fire, need + Mux(final, pad, 0), 0)),
-            load.eq(next_valid & (~active | (fire & final))),
-        ]
+        count = Signal.like(next_count)
+        need = Signal.like(next_need)           # bits this beat takes: count * nin
+
+        payload = self.desc.payload
+        desc_final = _at_most(payload.chunks, lanes)
+        desc_count = Mux(desc_final, payload.chunks[:lane_bits], lanes)
+        # The beat after this one: remaining - lanes chunks left, final if that is <= lanes.
+        after_final = _at_most(remaining, 2 * lanes)
+        after_count = Mux(after_final, (remaining[:lane_bits] - lanes)[:lane_bits], lanes)
+        desc_need = Signal.like(need)
+        after_need = Signal.like(need)
+        desc_tail = Signal.like(tail)
+        with m.Switch(payload.config):
+            for index, xor_config in enumerate(configs):
+                with m.Case(index):
+                    m.d.comb += [desc_need.eq(desc_count * xor_config.nin),
+                                 desc_tail.eq(payload.chunks[:word_bits] * xor_config.nin - 1)]
         with m.Switch(config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
-                    m.d.comb += need.eq(chunks * xor_config.nin)
+                    m.d.comb += after_need.eq(after_count * xor_config.nin)
 
-        # Input side.
-        base = Signal(range(capacity + 1))      # where an accepted word lands: fill - shift
+        # Output side.
+        fire = Signal()
+        load = Signal()
+        m.d.comb += [
+            fire.eq(active & (fill >= need) & (~self.out.valid | self.out.ready)),
+            load.eq(next_valid & (~active | (fire & final))),
+        ]
+        with m.If(load):
+            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
+                         final.eq(next_final), count.eq(next_count), need.eq(next_need)]
+        with m.Elif(fire):
+            m.d.sync += [remaining.eq(remaining - lanes), final.eq(after_final),
+                         count.eq(after_count), need.eq(after_need)]
+            with m.If(final):
+                m.d.sync += active.eq(0)
+
+        # Input side. Both candidates for where an accepted word lands (fill, or fill - need
+        # when a beat leaves) and whether it fits come from registers; `fire` only selects.
+        fill_after_beat = Signal.like(fill)
+        base = Signal.like(fill)
         room = Signal()
         desc_ok = Signal()
         start_good = Signal()
         start_bad = Signal()
         word = Signal()
         ends = Signal()
-        payload = self.desc.payload
         m.d.comb += [
-            base.eq(fill - shift),
-            room.eq(base + width <= capacity),
+            fill_after_beat.eq(fill - need),
+            base.eq(Mux(fire, fill_after_beat, fill)),
+            room.eq(Mux(fire, fill_after_beat, fill) <= capacity - width),
             # A descriptor may enter with the current layer's last word: no lost cycle.
             self.desc.ready.eq((~next_valid | load) & ~skipping &
                                (~in_layer | (self.data.valid & self.data.payload.last & room))),
@@ -199,27 +235,33 @@ class Decryptor(wiring.Component):
             ]
         with m.If(start_good):
             m.d.sync += [next_valid.eq(1), next_config.eq(payload.config),
-                         next_chunks.eq(payload.chunks)]
+                         next_chunks.eq(payload.chunks), next_final.eq(desc_final),
+                         next_count.eq(desc_count), next_need.eq(desc_need), tail.eq(desc_tail)]
         with m.Elif(load):
             m.d.sync += next_valid.eq(0)
 
-        # Gearbox: drop what the beat took, append an accepted word of a good layer on top.
+        # Gearbox: drop the bits a beat takes, append an accepted word of a good layer on top.
+        # `fill` counts only a layer's own bits: a last word adds tail + 1, so its padding is
+        # never taken by a beat, and the next word overwrites it (cleared here on the way).
         append = word & (in_layer | (~skipping & start_good))
-        kept = buffer >> shift
+        added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail) + 1, width)
+        held = buffer & ~(Const(-1, capacity) << fill)[:capacity]
+        # `need` only takes the values count * nin: a multiplexer of fixed shifts, no barrel.
+        shifted = Signal(capacity)
+        takes = sorted({count * c.nin for c in configs for count in range(1, lanes + 1)})
+        with m.Switch(need):
+            for take in takes[:-1]:
+                with m.Case(take):
+                    m.d.comb += shifted.eq(held >> take)
+            with m.Default():
+                m.d.comb += shifted.eq(held >> takes[-1])
+        # An appended word lands at most capacity - width bits up: narrow the placing shift.
+        placed = self.data.payload.data << base[:bits_for(capacity - width)]
+        kept = Mux(fire, shifted, held)
         with m.If(append):
-            m.d.sync += [buffer.eq(kept | (self.data.payload.data << base)),
-                         fill.eq(base + width)]
+            m.d.sync += [buffer.eq(kept | placed), fill.eq(base + added)]
         with m.Else():
             m.d.sync += [buffer.eq(kept), fill.eq(base)]
-
-        # Current layer.
-        with m.If(load):
-            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
-                         offset.eq(0)]
-        with m.Elif(fire):
-            m.d.sync += [remaining.eq(remaining - chunks), offset.eq(offset + need)]
-            with m.If(final):
-                m.d.sync += active.eq(0)
 
         # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
         decrypted = Signal(self._nout * lanes)
@@ -230,14 +272,15 @@ class Decryptor(wiring.Component):
                     m.d.comb += decrypted.eq(Cat(
                         *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
                           for lane in range(lanes))))
-        # Chunks past `count` are zero, so whole beats compare equal to the golden model.
-        lane_valid = Cat(Const(1, 1), *(chunks > lane for lane in range(1, lanes)))
+        # Chunks past `count` are zero (they may hold padding), so whole beats compare equal
+        # to the golden model.
+        lane_valid = Cat(Const(1, 1), *(count > lane for lane in range(1, lanes)))
         masked = Cat(*(Mux(lane_valid[lane], decrypted.word_select(lane, self._nout), 0)
                        for lane in range(lanes)))
 
         with m.If(fire):
             m.d.sync += [self.out.valid.eq(1), self.out.payload.data.eq(masked),
-                         self.out.payload.count.eq(chunks), self.out.payload.last.eq(final)]
+                         self.out.payload.count.eq(count), self.out.payload.last.eq(final)]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
         return m
