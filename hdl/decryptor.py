@@ -43,6 +43,14 @@ def _at_most(value, bound):
     return (value[low:] == 0) & (value[:low] <= bound)
 
 
+def _beat_count(final, chunks, lanes):
+    """Chunks in a beat: ``lanes``, or on the final beat the ``chunks`` left (1 .. ``lanes``),
+    which their low bits give."""
+    if lanes == 1:
+        return Const(1, 1)
+    return Mux(final, chunks[:count_width(lanes)], lanes)
+
+
 def descriptor_layout():
     """Descriptor payload: ``chunks`` in bits ``[0, 32)``, ``config`` in bits ``[32, 40)``."""
     return data.StructLayout({"chunks": CHUNKS_BITS, "config": CONFIG_BITS})
@@ -131,7 +139,7 @@ class Decryptor(wiring.Component):
         m = Module()
         configs, width, lanes = self._configs, self._width, self._lanes
         capacity = self._buffer_width
-        lane_bits, word_bits = count_width(lanes), exact_log2(width)
+        word_bits = exact_log2(width)
 
         buffer = Signal(capacity)               # bits at and above `fill` are don't-care
         fill = Signal(range(capacity + 1))
@@ -145,24 +153,32 @@ class Decryptor(wiring.Component):
         next_config = Signal(range(max(len(configs), 2)))
         next_chunks = Signal(CHUNKS_BITS)
         next_final = Signal()
+        next_penultimate = Signal()
         next_count = Signal(range(lanes + 1))
         next_need = Signal(range(capacity + 1))
 
-        # The current layer and its next beat: `final`, `count` and `need` are registers,
-        # computed a beat ahead, so no counter compare or multiply lies on the handshake paths.
+        # The current layer and its next beat. What the beat takes (`count`, `need`) and
+        # whether it is the last one or the one before are registers, computed a beat ahead.
         active = Signal()
         config = Signal.like(next_config)
         remaining = Signal(CHUNKS_BITS)         # chunks not yet sent, this beat's included
-        final = Signal()
+        final = Signal()                        # remaining <= lanes
+        penultimate = Signal()                  # remaining <= 2 * lanes
         count = Signal.like(next_count)
         need = Signal.like(next_need)           # bits this beat takes: count * nin
 
+        # Comparisons of `fill` and `need`, kept as registers beside them (computed from their
+        # next values), so the handshakes are a few gates after a register: no subtraction or
+        # compare lies between them and the flip-flops.
+        enough = Signal(init=1)                 # fill >= need
+        room_after_beat = Signal(init=1)        # fill - need <= capacity - width
+        room_now = Signal(init=1)               # fill <= capacity - width
+
         payload = self.desc.payload
         desc_final = _at_most(payload.chunks, lanes)
-        desc_count = Mux(desc_final, payload.chunks[:lane_bits], lanes)
-        # The beat after this one: remaining - lanes chunks left, final if that is <= lanes.
-        after_final = _at_most(remaining, 2 * lanes)
-        after_count = Mux(after_final, (remaining[:lane_bits] - lanes)[:lane_bits], lanes)
+        desc_count = _beat_count(desc_final, payload.chunks, lanes)
+        # The beat after the current one, with remaining - lanes chunks left.
+        after_count = _beat_count(penultimate, remaining - lanes, lanes)
         desc_need = Signal.like(need)
         after_need = Signal.like(need)
         desc_tail = Signal.like(tail)
@@ -180,20 +196,22 @@ class Decryptor(wiring.Component):
         fire = Signal()
         load = Signal()
         m.d.comb += [
-            fire.eq(active & (fill >= need) & (~self.out.valid | self.out.ready)),
+            fire.eq(active & enough & (~self.out.valid | self.out.ready)),
             load.eq(next_valid & (~active | (fire & final))),
         ]
         with m.If(load):
             m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
-                         final.eq(next_final), count.eq(next_count), need.eq(next_need)]
+                         final.eq(next_final), penultimate.eq(next_penultimate),
+                         count.eq(next_count), need.eq(next_need)]
         with m.Elif(fire):
-            m.d.sync += [remaining.eq(remaining - lanes), final.eq(after_final),
+            m.d.sync += [remaining.eq(remaining - lanes), final.eq(penultimate),
+                         penultimate.eq(_at_most(remaining, 3 * lanes)),
                          count.eq(after_count), need.eq(after_need)]
             with m.If(final):
                 m.d.sync += active.eq(0)
 
-        # Input side. Both candidates for where an accepted word lands (fill, or fill - need
-        # when a beat leaves) and whether it fits come from registers; `fire` only selects.
+        # Input side. Where an accepted word lands (fill, or fill - need when a beat leaves)
+        # and whether it fits: `fire` selects between the two.
         fill_after_beat = Signal.like(fill)
         base = Signal.like(fill)
         room = Signal()
@@ -205,7 +223,7 @@ class Decryptor(wiring.Component):
         m.d.comb += [
             fill_after_beat.eq(fill - need),
             base.eq(Mux(fire, fill_after_beat, fill)),
-            room.eq(Mux(fire, fill_after_beat, fill) <= capacity - width),
+            room.eq(Mux(fire, room_after_beat, room_now)),
             # A descriptor may enter with the current layer's last word: no lost cycle.
             self.desc.ready.eq((~next_valid | load) & ~skipping &
                                (~in_layer | (self.data.valid & self.data.payload.last & room))),
@@ -236,13 +254,16 @@ class Decryptor(wiring.Component):
         with m.If(start_good):
             m.d.sync += [next_valid.eq(1), next_config.eq(payload.config),
                          next_chunks.eq(payload.chunks), next_final.eq(desc_final),
+                         next_penultimate.eq(_at_most(payload.chunks, 2 * lanes)),
                          next_count.eq(desc_count), next_need.eq(desc_need), tail.eq(desc_tail)]
         with m.Elif(load):
             m.d.sync += next_valid.eq(0)
 
         # Gearbox: drop the bits a beat takes, append an accepted word of a good layer on top.
         # `fill` counts only a layer's own bits: a last word adds tail + 1, so its padding is
-        # never taken by a beat, and the next word overwrites it (cleared here on the way).
+        # never taken by a beat. Bits at and above `fill` are cleared on their way through
+        # (`held`), so the buffer may take any word that fits, accepted or not: only `fill`
+        # and its comparisons wait for the handshake, whose logic is the deepest.
         append = word & (in_layer | (~skipping & start_good))
         added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail) + 1, width)
         held = buffer & ~(Const(-1, capacity) << fill)[:capacity]
@@ -255,13 +276,29 @@ class Decryptor(wiring.Component):
                     m.d.comb += shifted.eq(held >> take)
             with m.Default():
                 m.d.comb += shifted.eq(held >> takes[-1])
-        # An appended word lands at most capacity - width bits up: narrow the placing shift.
-        placed = self.data.payload.data << base[:bits_for(capacity - width)]
-        kept = Mux(fire, shifted, held)
+        # A word that fits lands at most capacity - width bits up: a narrow placing shift.
+        placed = Mux(room, self.data.payload.data << base[:bits_for(capacity - width)], 0)
+        m.d.sync += buffer.eq(Mux(fire, shifted, held) | placed)
+
+        # The next `fill` and its comparisons with the next `need`, for each outcome of `fire`
+        # and `append`. Given `fire`, whether the slot's layer loads depends on registers only.
+        def track(next_fill, next_need):
+            surplus = (next_fill - next_need).as_unsigned()    # negative: high bits set
+            return [fill.eq(next_fill), enough.eq(~surplus[-1]),
+                    room_after_beat.eq(_at_most(surplus, capacity - width)),
+                    room_now.eq(_at_most(next_fill, capacity - width))]
+
+        need_if_fire = Mux(next_valid & final, next_need, after_need)
+        need_if_idle = Mux(next_valid & ~active, next_need, need)
         with m.If(append):
-            m.d.sync += [buffer.eq(kept | placed), fill.eq(base + added)]
+            with m.If(fire):
+                m.d.sync += track(fill_after_beat + added, need_if_fire)
+            with m.Else():
+                m.d.sync += track(fill + added, need_if_idle)
+        with m.Elif(fire):
+            m.d.sync += track(fill_after_beat, need_if_fire)
         with m.Else():
-            m.d.sync += [buffer.eq(kept), fill.eq(base)]
+            m.d.sync += track(fill, need_if_idle)
 
         # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
         decrypted = Signal(self._nout * lanes)
@@ -272,8 +309,8 @@ class Decryptor(wiring.Component):
                     m.d.comb += decrypted.eq(Cat(
                         *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
                           for lane in range(lanes))))
-        # Chunks past `count` are zero (they may hold padding), so whole beats compare equal
-        # to the golden model.
+        # Chunks past `count` are zero (their bits may be padding or not there yet), so whole
+        # beats compare equal to the golden model.
         lane_valid = Cat(Const(1, 1), *(count > lane for lane in range(1, lanes)))
         masked = Cat(*(Mux(lane_valid[lane], decrypted.word_select(lane, self._nout), 0)
                        for lane in range(lanes)))
