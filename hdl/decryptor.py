@@ -22,7 +22,7 @@ Structure (one clock domain, ``sync``)::
   ``last``. A zero-chunk layer has no data words, so nothing is discarded.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, exact_log2
@@ -146,7 +146,7 @@ class Decryptor(wiring.Component):
 
         in_layer = Signal()                     # inside a good layer's data words
         skipping = Signal()                     # discarding a bad layer's data words
-        tail = Signal(word_bits)                # that layer's bits in its last word, minus 1
+        tail = Signal(range(width + 1))         # that layer's bits in its last word, 1 .. width
 
         # The one-layer slot between the two sides holds the layer's first beat ready-made.
         next_valid = Signal()
@@ -185,8 +185,10 @@ class Decryptor(wiring.Component):
         with m.Switch(payload.config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
+                    # Only the low bits of the layer's length count: no wide multiply.
+                    in_last = (payload.chunks[:word_bits] * xor_config.nin)[:word_bits]
                     m.d.comb += [desc_need.eq(desc_count * xor_config.nin),
-                                 desc_tail.eq(payload.chunks[:word_bits] * xor_config.nin - 1)]
+                                 desc_tail.eq(Mux(in_last == 0, width, in_last))]
         with m.Switch(config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
@@ -216,6 +218,7 @@ class Decryptor(wiring.Component):
         base = Signal.like(fill)
         room = Signal()
         desc_ok = Signal()
+        config_ok = Signal()
         start_good = Signal()
         start_bad = Signal()
         word = Signal()
@@ -228,8 +231,9 @@ class Decryptor(wiring.Component):
             self.desc.ready.eq((~next_valid | load) & ~skipping &
                                (~in_layer | (self.data.valid & self.data.payload.last & room))),
             desc_ok.eq(self.desc.valid & self.desc.ready & (payload.chunks != 0)),
-            start_good.eq(desc_ok & (payload.config < len(configs))),
-            start_bad.eq(desc_ok & (payload.config >= len(configs))),
+            config_ok.eq(_at_most(payload.config, len(configs) - 1)),
+            start_good.eq(desc_ok & config_ok),
+            start_bad.eq(desc_ok & ~config_ok),
             word.eq(self.data.valid & self.data.ready),
             ends.eq(word & self.data.payload.last),
         ]
@@ -248,7 +252,7 @@ class Decryptor(wiring.Component):
 
         with m.If(self.desc.valid & self.desc.ready):
             m.d.sync += [
-                self.error.bad_config.eq(self.error.bad_config | (payload.config >= len(configs))),
+                self.error.bad_config.eq(self.error.bad_config | ~config_ok),
                 self.error.zero_chunks.eq(self.error.zero_chunks | (payload.chunks == 0)),
             ]
         with m.If(start_good):
@@ -260,12 +264,12 @@ class Decryptor(wiring.Component):
             m.d.sync += next_valid.eq(0)
 
         # Gearbox: drop the bits a beat takes, append an accepted word of a good layer on top.
-        # `fill` counts only a layer's own bits: a last word adds tail + 1, so its padding is
+        # `fill` counts only a layer's own bits: a last word adds `tail`, so its padding is
         # never taken by a beat. Bits at and above `fill` are cleared on their way through
         # (`held`), so the buffer may take any word that fits, accepted or not: only `fill`
         # and its comparisons wait for the handshake, whose logic is the deepest.
         append = word & (in_layer | (~skipping & start_good))
-        added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail) + 1, width)
+        added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail), width)
         held = buffer & ~(Const(-1, capacity) << fill)[:capacity]
         # `need` only takes the values count * nin: a multiplexer of fixed shifts, no barrel.
         shifted = Signal(capacity)
@@ -282,23 +286,24 @@ class Decryptor(wiring.Component):
 
         # The next `fill` and its comparisons with the next `need`, for each outcome of `fire`
         # and `append`. Given `fire`, whether the slot's layer loads depends on registers only.
-        def track(next_fill, next_need):
-            surplus = (next_fill - next_need).as_unsigned()    # negative: high bits set
-            return [fill.eq(next_fill), enough.eq(~surplus[-1]),
-                    room_after_beat.eq(_at_most(surplus, capacity - width)),
-                    room_now.eq(_at_most(next_fill, capacity - width))]
+        def track(kept, next_need):
+            """Update `fill` and its flags when `kept` bits stay and `next_need` comes next."""
+            # kept - next_need comes from registers only; `append` adds `added` to both sides.
+            surplus = Signal(signed(len(fill) + 1))
+            m.d.comb += surplus.eq(kept - next_need)
+            for condition, bits, left in ((append, kept + added, surplus + added),
+                                          (~append, kept, surplus)):
+                left = left.as_unsigned()       # when negative, the high bits are set
+                with m.If(condition):
+                    m.d.sync += [fill.eq(bits), enough.eq(~left[-1]),
+                                 room_after_beat.eq(_at_most(left, capacity - width)),
+                                 room_now.eq(_at_most(bits, capacity - width))]
 
-        need_if_fire = Mux(next_valid & final, next_need, after_need)
-        need_if_idle = Mux(next_valid & ~active, next_need, need)
-        with m.If(append):
-            with m.If(fire):
-                m.d.sync += track(fill_after_beat + added, need_if_fire)
-            with m.Else():
-                m.d.sync += track(fill + added, need_if_idle)
-        with m.Elif(fire):
-            m.d.sync += track(fill_after_beat, need_if_fire)
+        # Given `fire`, whether the slot's layer loads depends on registers only.
+        with m.If(fire):
+            track(fill_after_beat, Mux(next_valid & final, next_need, after_need))
         with m.Else():
-            m.d.sync += track(fill, need_if_idle)
+            track(fill, Mux(next_valid & ~active, next_need, need))
 
         # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
         decrypted = Signal(self._nout * lanes)
