@@ -79,34 +79,47 @@ class ReportSender(wiring.Component):
     busy: Out(1)
 
     def _characters(self):
-        """One expression per character of the line, following :func:`format_report`."""
+        """Per character of the line, following :func:`format_report`: ``(literal, nibble)``,
+        where ``nibble`` is the field nibble shown in hex, or ``None`` to send ``literal``."""
         # Place holders in a formatted line mark where the variable characters go.
         template = format_report(True, *(0 for _ in FIELDS))
-        characters = [ord(c) for c in template]
+        characters = [(ord(c), None) for c in template]
         verdict = template.index("PASS")
         for offset, (when_pass, when_fail) in enumerate(zip("PASS", "FAIL")):
-            characters[verdict + offset] = Mux(self.passed, ord(when_pass), ord(when_fail))
+            characters[verdict + offset] = (Mux(self.passed, ord(when_pass), ord(when_fail)),
+                                            None)
         for name in FIELDS:
             first = template.index(f" {name}=") + len(f" {name}=")
             value = getattr(self, name)
             for digit in range(_HEX_DIGITS):
-                nibble = value[4 * (_HEX_DIGITS - 1 - digit):][:4]
-                characters[first + digit] = _hex_digit(nibble)
+                characters[first + digit] = (0, value[4 * (_HEX_DIGITS - 1 - digit):][:4])
         return characters
 
     def elaborate(self, platform):
         m = Module()
         characters = self._characters()
         index = Signal(range(len(characters)))
-        m.d.comb += self.o.valid.eq(self.busy)
+        # The choice among the line's characters is registered: it is deep logic, kept off the
+        # UART's input (one more cycle a character); only the hex digit follows the register.
+        literal = Signal(8)
+        nibble = Signal(4)
+        is_digit = Signal()
+        settled = Signal()                      # the registers hold the character of `index`
+        m.d.comb += [self.o.valid.eq(self.busy & settled),
+                     self.o.payload.eq(Mux(is_digit, _hex_digit(nibble), literal))]
         with m.Switch(index):
-            for position, character in enumerate(characters):
+            for position, (value, digit) in enumerate(characters):
                 with m.Case(position):
-                    m.d.comb += self.o.payload.eq(character)
+                    if digit is None:
+                        m.d.sync += [literal.eq(value), is_digit.eq(0)]
+                    else:
+                        m.d.sync += [nibble.eq(digit), is_digit.eq(1)]
         with m.If(~self.busy):
-            m.d.sync += [self.busy.eq(self.start), index.eq(0)]
-        with m.Elif(self.o.ready):
-            m.d.sync += index.eq(index + 1)
+            m.d.sync += [self.busy.eq(self.start), index.eq(0), settled.eq(0)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [index.eq(index + 1), settled.eq(0)]
             with m.If(index == len(characters) - 1):
                 m.d.sync += self.busy.eq(0)
+        with m.Else():
+            m.d.sync += settled.eq(1)
         return m
