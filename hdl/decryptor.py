@@ -7,15 +7,22 @@ Structure (one clock domain, ``sync``)::
 
 * The **input side** pairs descriptors with data words: it accepts a descriptor when it is not
   inside a layer (or on the cycle the layer's ``last`` word arrives, so back-to-back layers lose
-  no cycle) and appends every data word of a good layer whole to the bit buffer. It trusts the
+  no cycle) and appends every data word of a good layer to the bit buffer. It trusts the
   data stream's ``last`` flag for where a layer's words end.
 * The **bit buffer** holds ``buffer_width = max(lanes * nin) + width - 1`` bits, LSB = oldest.
   That is the least that lets it take a beat's bits and a new word in the same cycle whenever the
-  rate allows (see ``docs/stream-protocol.md``).
+  rate allows (see ``docs/stream-protocol.md``). Its ``fill`` counts only a layer's own bits: a
+  layer's last word adds ``(chunks * nin - 1) mod width + 1`` bits, which the descriptor's low
+  bits give, so the zero padding is never counted and the next layer's word lands on top of it.
 * The **current layer** takes ``lanes`` chunks (fewer on the final beat) from the buffer bottom
-  per output beat. On the final beat it also drops the zero padding of the layer's last word:
-  the padding is ``-(bits taken in this layer) mod width``, tracked by a ``log2(width)``-bit
-  offset, so no multiplier is needed to find layer boundaries.
+  per output beat.
+* **Timing.** Everything a beat's handshake needs is a register or one gate from registers: the
+  next beat's chunk count, bit count and final flag are computed a beat ahead, and the
+  comparisons of ``fill`` with the beat's bits (enough bits? room for a word?) are registers
+  updated from the next values of both. The buffer shifts down by one of the few bit counts a
+  beat can take (a multiplexer, no barrel shifter) and takes any word that fits, accepted or not
+  (bits at and above ``fill`` are don't-care), so only ``fill`` and its flags wait for the
+  handshake.
 * A **malformed descriptor** (configuration index >= ``len(configs)``, or zero chunks) is
   consumed without output and sets a sticky bit of ``error`` until reset; for a bad index with a
   non-zero count the layer's data words are discarded up to and including the one flagged
