@@ -12,7 +12,7 @@ beat. Hex keeps the gateware free of dividers; :func:`parse_report` reads it bac
 
 import re
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,35 +78,50 @@ class ReportSender(wiring.Component):
     o: Out(stream.Signature(8))
     busy: Out(1)
 
-    def _characters(self):
-        """One expression per character of the line, following :func:`format_report`."""
-        # Place holders in a formatted line mark where the variable characters go.
+    def _digits(self):
+        """The field nibbles the line shows in hex, by position in the line."""
         template = format_report(True, *(0 for _ in FIELDS))
-        characters = [ord(c) for c in template]
-        verdict = template.index("PASS")
-        for offset, (when_pass, when_fail) in enumerate(zip("PASS", "FAIL")):
-            characters[verdict + offset] = Mux(self.passed, ord(when_pass), ord(when_fail))
+        digits = {}
         for name in FIELDS:
             first = template.index(f" {name}=") + len(f" {name}=")
             value = getattr(self, name)
             for digit in range(_HEX_DIGITS):
-                nibble = value[4 * (_HEX_DIGITS - 1 - digit):][:4]
-                characters[first + digit] = _hex_digit(nibble)
-        return characters
+                digits[first + digit] = value[4 * (_HEX_DIGITS - 1 - digit):][:4]
+        return digits
 
     def elaborate(self, platform):
         m = Module()
-        characters = self._characters()
-        index = Signal(range(len(characters)))
-        m.d.comb += self.o.valid.eq(self.busy)
+        # The line for each verdict with zero fields, as constant tables indexed by position.
+        lines = {passed: format_report(passed, *(0 for _ in FIELDS)).encode()
+                 for passed in (True, False)}
+        digits = self._digits()
+        index = Signal(range(len(lines[True])))
+        # The character of `index` is chosen into registers: the choice is deep logic, kept off
+        # the UART's input (one more cycle a character); only the hex digit follows them.
+        literal = Signal(8)
+        nibble = Signal(4)
+        is_digit = Signal()
+        settled = Signal()                      # the registers hold the character of `index`
+        m.d.comb += [self.o.valid.eq(self.busy & settled),
+                     self.o.payload.eq(Mux(is_digit, _hex_digit(nibble), literal))]
+        table = {passed: Const(int.from_bytes(line, "little"), 8 * len(line))
+                 for passed, line in lines.items()}
+        m.d.sync += [
+            literal.eq(Mux(self.passed, table[True].word_select(index, 8),
+                           table[False].word_select(index, 8))),
+            is_digit.eq(Const(sum(1 << position for position in digits), len(lines[True]))
+                        .bit_select(index, 1)),
+        ]
         with m.Switch(index):
-            for position, character in enumerate(characters):
+            for position, value in digits.items():
                 with m.Case(position):
-                    m.d.comb += self.o.payload.eq(character)
+                    m.d.sync += nibble.eq(value)
         with m.If(~self.busy):
-            m.d.sync += [self.busy.eq(self.start), index.eq(0)]
-        with m.Elif(self.o.ready):
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == len(characters) - 1):
+            m.d.sync += [self.busy.eq(self.start), index.eq(0), settled.eq(0)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [index.eq(index + 1), settled.eq(0)]
+            with m.If(index == len(lines[True]) - 1):
                 m.d.sync += self.busy.eq(0)
+        with m.Else():
+            m.d.sync += settled.eq(1)
         return m

@@ -25,7 +25,7 @@ from hdl.decryptor import Decryptor
 from .crc import ChunkCrc32
 from .image import WeightImage
 from .report import ReportSender
-from .uart import UartTx, uart_divisor
+from .uart import UartTx, check_divisor, uart_divisor
 
 __all__ = ["SelfTest", "BoardTop", "DEFAULT_BAUD"]
 
@@ -88,12 +88,12 @@ class SelfTest(wiring.Component):
             raise ValueError(f"repeat_cycles must be a positive integer or None, "
                              f"not {repeat_cycles!r}")
         self._image, self._lanes, self._repeat_cycles = image, lanes, repeat_cycles
-        self._uart = UartTx(divisor=divisor)   # validates divisor
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     image = property(lambda self: self._image)
     lanes = property(lambda self: self._lanes)
-    divisor = property(lambda self: self._uart.divisor)
+    divisor = property(lambda self: self._divisor)
     repeat_cycles = property(lambda self: self._repeat_cycles)
     timeout = property(lambda self: _timeout_cycles(self._image, self._lanes))
 
@@ -171,7 +171,7 @@ class SelfTest(wiring.Component):
     def _add_reporter(self, m, result):
         """Send the report when the run ends, then every ``repeat_cycles`` if asked to."""
         m.submodules.report = report = ReportSender()
-        m.submodules.uart = uart = self._uart
+        m.submodules.uart = uart = UartTx(divisor=self._divisor)
         wiring.connect(m, report.o, uart.i)
         m.d.comb += [report.passed.eq(self.passed), report.crc.eq(result["crc"]),
                      report.expected.eq(self._image.crc), report.chunks.eq(result["chunks"]),

@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UartTx", "uart_divisor", "decode_uart"]
+__all__ = ["UartTx", "check_divisor", "uart_divisor", "decode_uart"]
 
 
 def uart_divisor(clock_hz, baud):
@@ -16,6 +16,13 @@ def uart_divisor(clock_hz, baud):
     if divisor < 1 or abs(clock_hz / divisor - baud) > 0.02 * baud:
         raise ValueError(f"baud {baud} cannot be made from a {clock_hz / 1e6:g} MHz clock "
                          f"within 2 %")
+    return divisor
+
+
+def check_divisor(divisor):
+    """Return ``divisor`` (clock cycles per bit) if it is a positive integer, else raise."""
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise ValueError(f"divisor must be a positive integer, not {divisor!r}")
     return divisor
 
 
@@ -39,9 +46,7 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, *, divisor):
-        if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-            raise ValueError(f"divisor must be a positive integer, not {divisor!r}")
-        self._divisor = divisor
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     divisor = property(lambda self: self._divisor)

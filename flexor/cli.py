@@ -61,7 +61,8 @@ def write_files_atomically(contents):
         for temporary, path in staged:
             os.replace(temporary, path)
     except OSError as error:
-        raise CliError(f"cannot write {error.filename or path!r}: {error.strerror}") from None
+        # Name the file the user asked for: error.filename may be the temporary file.
+        raise CliError(f"cannot write {path!r}: {error.strerror}") from None
     finally:
         for temporary, _ in staged:
             if os.path.exists(temporary):
@@ -77,7 +78,8 @@ def run_cli(prog, main, argv=None):
     try:
         status = main(argv)
     except (CliError, ValueError, TypeError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        # One line even when the message quotes an argument with a line break in it.
+        print(f"{prog}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -29,7 +29,10 @@ import hashlib
 import io
 import json
 import math
+import tokenize
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -37,12 +40,15 @@ from .golden import pack_bits, unpack_bits
 from .xor_config import XorConfig
 
 __all__ = ["Container", "Layer", "Plane", "ContainerError", "FORMAT", "VERSION", "MAX_NIN",
-           "TOPOLOGY_OPS", "encode_container"]
+           "MAX_ACTIVATION", "TOPOLOGY_OPS", "encode_container"]
 
 FORMAT = "flexor-container"
 VERSION = 1
 #: Widest chunk the hardware decryptor accepts (the hardware flow's limit, enforced here).
 MAX_NIN = 64
+#: Most values one activation may hold per sample (a bound against absurd headers, far above
+#: any network the flow targets: ResNet-20 on CIFAR-10 peaks at 16 x 32 x 32 = 16384).
+MAX_ACTIVATION = 2 ** 24
 #: Flatten order of every weight tensor: PyTorch's row-major ``[out, in, kh, kw]``.
 FLATTEN = "row-major"
 #: Topology operations and the keys each one needs besides ``op``.
@@ -282,11 +288,11 @@ class Container:
         if not isinstance(topology, dict) or not isinstance(topology.get("ops"), list):
             raise ContainerError("topology must be an object with an 'ops' list")
         shape = topology.get("input_shape")
-        if not isinstance(shape, list) or not shape or \
-                not all(isinstance(s, int) and s > 0 for s in shape):
+        if not _is_shape(shape):
             raise ContainerError(f"topology input_shape must be a list of positive integers, "
                                  f"not {shape!r}")
-        used = []
+        shape, stack, used = tuple(shape), [], []
+        _check_activation("input", shape)
         for position, op in enumerate(topology["ops"]):
             name = op.get("op") if isinstance(op, dict) else None
             if name not in TOPOLOGY_OPS:
@@ -296,19 +302,90 @@ class Container:
                 raise ContainerError(f"topology op {position} ({name}): missing {missing}")
             if name in ("linear", "conv2d"):
                 index = op["layer"]
-                if not isinstance(index, int) or not 0 <= index < len(self.layers):
+                if not _is_int(index) or not 0 <= index < len(self.layers):
                     raise ContainerError(f"topology op {position}: layer index {index!r} out "
                                          f"of range (the container has {len(self.layers)})")
                 if self.layers[index].kind != name:
                     raise ContainerError(f"topology op {position}: layer {index} is a "
                                          f"{self.layers[index].kind}, not a {name}")
                 used.append(index)
-            if name == "batchnorm":
-                self._check_batchnorm(position, op["name"])
+            shape = self._op_output_shape(position, op, shape, stack)
+            _check_activation(f"topology op {position} ({name})", shape)
         if sorted(used) != list(range(len(self.layers))):
             raise ContainerError(f"topology must use every layer exactly once, not {used}")
+        if len(shape) != 1:
+            raise ContainerError(f"topology must end in one vector of logits per sample, not "
+                                 f"shape {shape}")
+
+    def _op_output_shape(self, position, op, shape, stack):
+        """Per-sample shape after ``op`` on per-sample ``shape`` (``ContainerError`` when the op
+        cannot apply): the forward pass of :mod:`flexor.inference`, run on shapes only, so that
+        a container that loads also runs."""
+        name = op["op"]
+        where = f"topology op {position} ({name})"
+
+        def need(condition, what):
+            if not condition:
+                raise ContainerError(f"{where}: {what} (input shape {shape})")
+
+        def parameter(key, minimum):
+            value = op[key]
+            need(_is_int(value) and value >= minimum, f"{key} must be an integer >= {minimum}, "
+                 f"not {value!r}")
+            return value
+
+        if name == "reshape":
+            need(_is_shape(op["shape"]) and math.prod(op["shape"]) == math.prod(shape),
+                 f"cannot reshape to {op['shape']!r}")
+            return tuple(op["shape"])
+        if name == "linear":
+            layer = self.layers[op["layer"]]
+            need(shape[-1] == layer.shape[1], f"layer {layer.name} takes {layer.shape[1]} inputs")
+            return shape[:-1] + (layer.shape[0],)
+        if name == "flatten":
+            return (math.prod(shape),)
+        if name == "relu":
+            return shape
+        if name == "push":
+            stack.append(shape)
+            return shape
+        if name == "batchnorm":
+            channels = self._check_batchnorm(position, op["name"])
+            eps = op["eps"]
+            need(isinstance(eps, (int, float)) and not isinstance(eps, bool) and
+                 math.isfinite(eps) and eps >= 0, f"eps must be a number >= 0, not {eps!r}")
+            need(shape[0] == channels, f"{channels} channels")
+            return shape
+        # The rest work on (channels, height, width) images.
+        need(len(shape) == 3, "needs a (channels, height, width) input")
+        channels, height, width = shape
+        if name == "global_avgpool":
+            return (channels,)
+        if name == "maxpool2d":
+            kernel = parameter("kernel", 1)
+            need(kernel <= min(height, width), f"kernel {kernel} is larger than the image")
+            return (channels, height // kernel, width // kernel)
+        if name == "conv2d":
+            layer = self.layers[op["layer"]]
+            out, inputs, kh, kw = layer.shape
+            padded = (height + 2 * layer.padding, width + 2 * layer.padding)
+            need(channels == inputs, f"layer {layer.name} takes {inputs} channels")
+            _check_activation(f"{where} padded input", (channels,) + padded)
+            need(padded[0] >= kh and padded[1] >= kw,
+                 f"kernel {kh}x{kw} is larger than the padded image")
+            return (out, (padded[0] - kh) // layer.stride + 1, (padded[1] - kw) // layer.stride + 1)
+        # add_shortcut
+        stride, pad = parameter("stride", 1), parameter("pad_channels", 0)
+        need(stack, "no saved activation (push) to add")
+        saved = stack.pop()
+        need(len(saved) == 3 and (saved[0] + 2 * pad, -(-saved[1] // stride),
+                                  -(-saved[2] // stride)) == shape,
+             f"the saved activation of shape {saved}, subsampled by {stride} and padded by "
+             f"{pad} channels, does not match")
+        return shape
 
     def _check_batchnorm(self, position, name):
+        """Check the four tensors of a batchnorm op; return their length (the channels)."""
         shapes = set()
         for part in BATCHNORM_TENSORS:
             tensor = self.tensors.get(f"{name}.{part}")
@@ -317,9 +394,12 @@ class Container:
             if tensor.dtype != np.float32 or tensor.ndim != 1:
                 raise ContainerError(f"tensor {name}.{part} must be 1-D float32, not "
                                      f"{tensor.dtype} of shape {tensor.shape}")
+            if not np.isfinite(tensor).all():
+                raise ContainerError(f"tensor {name}.{part} holds NaN or infinity")
             shapes.add(tensor.shape)
         if len(shapes) != 1:
             raise ContainerError(f"tensors of batchnorm {name} differ in length: {shapes}")
+        return shapes.pop()[0]
 
     # -- summaries ---------------------------------------------------------------------------
 
@@ -408,6 +488,20 @@ class Container:
             raise ContainerError(f"inconsistent header ({error})") from None
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_shape(shape):
+    return isinstance(shape, list) and bool(shape) and all(_is_int(s) and s > 0 for s in shape)
+
+
+def _check_activation(where, shape):
+    if math.prod(shape) > MAX_ACTIVATION:
+        raise ContainerError(f"{where}: an activation of shape {shape} has more than "
+                             f"{MAX_ACTIVATION} values per sample")
+
+
 def _check_int(name, value, *, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ContainerError(f"{name} must be an integer >= {minimum}, not {value!r}")
@@ -439,7 +533,7 @@ def _layer_from_record(index, record, arrays, configs):
     planes = []
     for p, plane in enumerate(record["planes"]):
         config = plane["config"]
-        if not isinstance(config, int) or not 0 <= config < len(configs):
+        if not _is_int(config) or not 0 <= config < len(configs):
             raise ContainerError(f"layer {index} plane {p}: configuration index {config!r} out "
                                  f"of range (the container has {len(configs)})")
         planes.append(Plane(config=config, chunks=plane["chunks"], nin=configs[config].nin,
@@ -481,6 +575,34 @@ def encode_container(header, arrays):
     return body + hashlib.sha256(body).hexdigest().encode("ascii")
 
 
+#: What NumPy's ``.npy`` header parser raises on hostile text besides ``ValueError``.
+_NPY_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, OverflowError, tokenize.TokenError)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_npy(name, payload):
+    """One ``.npy`` member, read only once its header parses and its declared shape matches the
+    bytes that follow (NumPy would first allocate whatever the header claims)."""
+    stream = io.BytesIO(payload)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in _NPY_HEADER_READERS:
+            raise ValueError(f"version {version[0]}.{version[1]} is not 1.0 or 2.0")
+        with warnings.catch_warnings():  # headers that need Python 2 fix-ups warn first
+            warnings.simplefilter("ignore", UserWarning)
+            shape, _, dtype = _NPY_HEADER_READERS[version](stream)
+    except _NPY_HEADER_ERRORS as error:
+        raise ContainerError(f"member {name} is not a .npy array ({error})") from None
+    if dtype.hasobject:
+        raise ContainerError(f"member {name} holds Python objects, not numbers")
+    size, present = math.prod(shape) * dtype.itemsize, len(payload) - stream.tell()
+    if size != present:
+        raise ContainerError(f"member {name}: its header declares {size} bytes of data "
+                             f"(shape {shape}, {dtype}), {present} follow")
+    return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
+
+
 def _decode(data):
     """Check the trailer, then unzip the header and arrays of a container file."""
     if len(data) < len(_TRAILER) + _DIGEST_CHARS or \
@@ -494,15 +616,21 @@ def _decode(data):
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = zf.namelist()
+            for info in zf.infolist():
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise ContainerError(f"member {info.filename!r} uses compression method "
+                                         f"{info.compress_type}, not stored or deflated")
             if _HEADER not in names:
                 raise ContainerError(f"no {_HEADER} member")
             header = json.loads(zf.read(_HEADER).decode("utf-8"))
-            arrays = {name[:-4]: np.lib.format.read_array(io.BytesIO(zf.read(name)),
-                                                          allow_pickle=False)
+            arrays = {name[:-4]: _read_npy(name, zf.read(name))
                       for name in names if name.endswith(".npy")}
     except ContainerError:
         raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
+    # zlib.error: a damaged deflate stream; NotImplementedError and RuntimeError: members
+    # flagged encrypted or patched; RecursionError (a RuntimeError): JSON nested too deeply.
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError,
+            RuntimeError) as error:
         raise ContainerError(f"unreadable archive ({error})") from None
     if not isinstance(header, dict):
         raise ContainerError(f"{_HEADER} is not a JSON object")

@@ -50,7 +50,8 @@ def main(argv=None):
     verdict = ("no recorded accuracy" if recorded is None else
                "matches the recorded accuracy" if recorded == result.correct else
                f"DIFFERS from the recorded {recorded}/{meta.get('test_samples')}")
-    dataset = meta.get("dataset", {}).get("name", "?")
+    dataset = meta.get("dataset")  # free JSON: a spec object, a bare name, or anything
+    dataset = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
     print(f"{args.container} (sha256 {container.sha256[:16]}): {meta.get('model', '?')} on "
           f"{dataset}, scheme {meta.get('scheme', '?')}")
     print(f"accuracy {100 * result.accuracy:.2f}% ({result.correct}/{len(result.labels)} test "

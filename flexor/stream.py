@@ -25,9 +25,9 @@ from .golden import decrypt, pack_bits, unpack_bits
 from .xor_config import XorConfig
 
 __all__ = [
-    "WORD_WIDTHS", "MAX_NIN", "MAX_CONFIGS", "CHUNKS_BITS", "CONFIG_BITS", "DESCRIPTOR_WIDTH",
-    "MAX_CHUNKS", "Layer", "Beat", "PackedStream", "check_stream_parameters", "count_width",
-    "descriptor_word", "decode_descriptor", "as_layer", "layer_words", "layer_beats",
+    "WORD_WIDTHS", "MAX_NIN", "MAX_LANES", "MAX_CONFIGS", "CHUNKS_BITS", "CONFIG_BITS",
+    "DESCRIPTOR_WIDTH", "MAX_CHUNKS", "Layer", "Beat", "PackedStream", "check_stream_parameters",
+    "count_width", "descriptor_word", "decode_descriptor", "as_layer", "layer_words", "layer_beats",
     "pack_stream", "layers_to_json", "layers_from_json",
 ]
 
@@ -35,6 +35,9 @@ __all__ = [
 WORD_WIDTHS = (8, 16, 32, 64)
 #: Largest ``nin`` the decryptor supports.
 MAX_NIN = 64
+#: Most chunks one output beat carries (a beat is ``lanes * nout`` bits wide; larger values only
+#: make generators and simulators run for hours on a typo).
+MAX_LANES = 64
 #: Width of the descriptor's chunk-count field (bits ``[0, 32)``).
 CHUNKS_BITS = 32
 #: Width of the descriptor's configuration-index field (bits ``[32, 40)``).
@@ -59,13 +62,16 @@ def check_stream_parameters(configs, width, lanes):
     """Validate decryptor parameters; return ``(configs as a tuple, width, lanes)``.
 
     Shared by the packer and the gateware so both refuse the same things with the same words:
-    ``width`` must be in :data:`WORD_WIDTHS`, ``lanes >= 1``, ``configs`` a non-empty sequence
-    of at most :data:`MAX_CONFIGS` :class:`XorConfig` with one ``nout`` and ``nin <= 64``.
+    ``width`` must be in :data:`WORD_WIDTHS`, ``1 <= lanes <= MAX_LANES``, ``configs`` a
+    non-empty sequence of at most :data:`MAX_CONFIGS` :class:`XorConfig` with one ``nout`` and
+    ``nin <= 64``.
     """
     if isinstance(width, bool) or width not in WORD_WIDTHS:
         raise ValueError(f"width must be one of {', '.join(map(str, WORD_WIDTHS))}, "
                          f"not {width!r}")
     lanes = _check_int("lanes", lanes, 1)
+    if lanes > MAX_LANES:
+        raise ValueError(f"lanes must be at most {MAX_LANES}, not {lanes}")
     if isinstance(configs, XorConfig) or not hasattr(configs, "__iter__"):
         raise TypeError(f"configs must be a sequence of flexor.XorConfig, not {configs!r}")
     configs = tuple(configs)

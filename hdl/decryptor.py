@@ -7,31 +7,55 @@ Structure (one clock domain, ``sync``)::
 
 * The **input side** pairs descriptors with data words: it accepts a descriptor when it is not
   inside a layer (or on the cycle the layer's ``last`` word arrives, so back-to-back layers lose
-  no cycle) and appends every data word of a good layer whole to the bit buffer. It trusts the
+  no cycle) and appends every data word of a good layer to the bit buffer. It trusts the
   data stream's ``last`` flag for where a layer's words end.
 * The **bit buffer** holds ``buffer_width = max(lanes * nin) + width - 1`` bits, LSB = oldest.
   That is the least that lets it take a beat's bits and a new word in the same cycle whenever the
-  rate allows (see ``docs/stream-protocol.md``).
+  rate allows (see ``docs/stream-protocol.md``). Its ``fill`` counts only a layer's own bits: a
+  layer's last word adds ``(chunks * nin - 1) mod width + 1`` bits, which the descriptor's low
+  bits give, so the zero padding is never counted and the next layer's word lands on top of it.
 * The **current layer** takes ``lanes`` chunks (fewer on the final beat) from the buffer bottom
-  per output beat. On the final beat it also drops the zero padding of the layer's last word:
-  the padding is ``-(bits taken in this layer) mod width``, tracked by a ``log2(width)``-bit
-  offset, so no multiplier is needed to find layer boundaries.
+  per output beat.
+* **Timing.** Everything a beat's handshake needs is a register or one gate from registers: the
+  next beat's chunk count, bit count and final flag are computed a beat ahead, and the
+  comparisons of ``fill`` with the beat's bits (enough bits? room for a word?) are registers
+  updated from the next values of both. The buffer shifts down by one of the few bit counts a
+  beat can take (a multiplexer, no barrel shifter) and takes any word that fits, accepted or not
+  (bits at and above ``fill`` are don't-care), so only ``fill`` and its flags wait for the
+  handshake.
 * A **malformed descriptor** (configuration index >= ``len(configs)``, or zero chunks) is
   consumed without output and sets a sticky bit of ``error`` until reset; for a bad index with a
   non-zero count the layer's data words are discarded up to and including the one flagged
   ``last``. A zero-chunk layer has no data words, so nothing is discarded.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
+from amaranth.utils import bits_for, exact_log2
 
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, check_stream_parameters, count_width
 
 from .xor_network import xor_rows
 
 __all__ = ["Decryptor", "descriptor_layout", "data_layout", "output_layout", "error_layout"]
+
+
+def _at_most(value, bound):
+    """``value <= bound`` for a constant ``bound``: a zero test of the bits above the bound's
+    width and a narrow compare, rather than a carry chain as wide as ``value``."""
+    low = bits_for(bound)
+    if len(value) <= low:
+        return value <= bound
+    return (value[low:] == 0) & (value[:low] <= bound)
+
+
+def _beat_count(final, chunks, lanes):
+    """Chunks in a beat: ``lanes``, or on the final beat the ``chunks`` left (1 .. ``lanes``),
+    which their low bits give."""
+    if lanes == 1:
+        return Const(1, 1)
+    return Mux(final, chunks[:count_width(lanes)], lanes)
 
 
 def descriptor_layout():
@@ -122,60 +146,101 @@ class Decryptor(wiring.Component):
         m = Module()
         configs, width, lanes = self._configs, self._width, self._lanes
         capacity = self._buffer_width
+        word_bits = exact_log2(width)
 
-        buffer = Signal(capacity)               # bits at and above `fill` are always zero
+        buffer = Signal(capacity)               # bits at and above `fill` are don't-care
         fill = Signal(range(capacity + 1))
 
         in_layer = Signal()                     # inside a good layer's data words
         skipping = Signal()                     # discarding a bad layer's data words
-        next_valid = Signal()                   # one-layer slot between the two sides
+        tail = Signal(range(width + 1))         # that layer's bits in its last word, 1 .. width
+
+        # The one-layer slot between the two sides holds the layer's first beat ready-made.
+        next_valid = Signal()
         next_config = Signal(range(max(len(configs), 2)))
         next_chunks = Signal(CHUNKS_BITS)
+        next_final = Signal()
+        next_penultimate = Signal()
+        next_count = Signal(range(lanes + 1))
+        next_need = Signal(range(capacity + 1))
 
-        active = Signal()                       # the current layer, being turned into beats
+        # The current layer and its next beat. What the beat takes (`count`, `need`) and
+        # whether it is the last one or the one before are registers, computed a beat ahead.
+        active = Signal()
         config = Signal.like(next_config)
-        remaining = Signal(CHUNKS_BITS)
-        offset = Signal(exact_log2(width))      # bits taken in this layer, mod width
+        remaining = Signal(CHUNKS_BITS)         # chunks not yet sent, this beat's included
+        final = Signal()                        # remaining <= lanes
+        penultimate = Signal()                  # remaining <= 2 * lanes
+        count = Signal.like(next_count)
+        need = Signal.like(next_need)           # bits this beat takes: count * nin
 
-        # Output side: how many chunks and bits the next beat takes.
-        final = Signal()
-        chunks = Signal(range(lanes + 1))
-        need = Signal(range(capacity + 1))
-        pad = Signal(exact_log2(width))
-        fire = Signal()
-        shift = Signal(range(capacity + 1))
-        load = Signal()
-        m.d.comb += [
-            final.eq(remaining <= lanes),
-            chunks.eq(Mux(final, remaining, lanes)),
-            pad.eq(-(offset + need)),           # to the next word boundary, mod width
-            fire.eq(active & (fill >= need) & (~self.out.valid | self.out.ready)),
-            shift.eq(Mux(fire, need + Mux(final, pad, 0), 0)),
-            load.eq(next_valid & (~active | (fire & final))),
-        ]
+        # Comparisons of `fill` and `need`, kept as registers beside them (computed from their
+        # next values), so the handshakes are a few gates after a register: no subtraction or
+        # compare lies between them and the flip-flops.
+        enough = Signal(init=1)                 # fill >= need
+        room_after_beat = Signal(init=1)        # fill - need <= capacity - width
+        room_now = Signal(init=1)               # fill <= capacity - width
+
+        payload = self.desc.payload
+        desc_final = _at_most(payload.chunks, lanes)
+        desc_count = _beat_count(desc_final, payload.chunks, lanes)
+        # The beat after the current one, with remaining - lanes chunks left.
+        after_count = _beat_count(penultimate, remaining - lanes, lanes)
+        desc_need = Signal.like(need)
+        after_need = Signal.like(need)
+        desc_tail = Signal.like(tail)
+        with m.Switch(payload.config):
+            for index, xor_config in enumerate(configs):
+                with m.Case(index):
+                    # Only the low bits of the layer's length count: no wide multiply.
+                    in_last = (payload.chunks[:word_bits] * xor_config.nin)[:word_bits]
+                    m.d.comb += [desc_need.eq(desc_count * xor_config.nin),
+                                 desc_tail.eq(Mux(in_last == 0, width, in_last))]
         with m.Switch(config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
-                    m.d.comb += need.eq(chunks * xor_config.nin)
+                    m.d.comb += after_need.eq(after_count * xor_config.nin)
 
-        # Input side.
-        base = Signal(range(capacity + 1))      # where an accepted word lands: fill - shift
+        # Output side.
+        fire = Signal()
+        load = Signal()
+        m.d.comb += [
+            fire.eq(active & enough & (~self.out.valid | self.out.ready)),
+            load.eq(next_valid & (~active | (fire & final))),
+        ]
+        with m.If(load):
+            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
+                         final.eq(next_final), penultimate.eq(next_penultimate),
+                         count.eq(next_count), need.eq(next_need)]
+        with m.Elif(fire):
+            m.d.sync += [remaining.eq(remaining - lanes), final.eq(penultimate),
+                         penultimate.eq(_at_most(remaining, 3 * lanes)),
+                         count.eq(after_count), need.eq(after_need)]
+            with m.If(final):
+                m.d.sync += active.eq(0)
+
+        # Input side. Where an accepted word lands (fill, or fill - need when a beat leaves)
+        # and whether it fits: `fire` selects between the two.
+        fill_after_beat = Signal.like(fill)
+        base = Signal.like(fill)
         room = Signal()
         desc_ok = Signal()
+        config_ok = Signal()
         start_good = Signal()
         start_bad = Signal()
         word = Signal()
         ends = Signal()
-        payload = self.desc.payload
         m.d.comb += [
-            base.eq(fill - shift),
-            room.eq(base + width <= capacity),
+            fill_after_beat.eq(fill - need),
+            base.eq(Mux(fire, fill_after_beat, fill)),
+            room.eq(Mux(fire, room_after_beat, room_now)),
             # A descriptor may enter with the current layer's last word: no lost cycle.
             self.desc.ready.eq((~next_valid | load) & ~skipping &
                                (~in_layer | (self.data.valid & self.data.payload.last & room))),
             desc_ok.eq(self.desc.valid & self.desc.ready & (payload.chunks != 0)),
-            start_good.eq(desc_ok & (payload.config < len(configs))),
-            start_bad.eq(desc_ok & (payload.config >= len(configs))),
+            config_ok.eq(_at_most(payload.config, len(configs) - 1)),
+            start_good.eq(desc_ok & config_ok),
+            start_bad.eq(desc_ok & ~config_ok),
             word.eq(self.data.valid & self.data.ready),
             ends.eq(word & self.data.payload.last),
         ]
@@ -194,32 +259,58 @@ class Decryptor(wiring.Component):
 
         with m.If(self.desc.valid & self.desc.ready):
             m.d.sync += [
-                self.error.bad_config.eq(self.error.bad_config | (payload.config >= len(configs))),
+                self.error.bad_config.eq(self.error.bad_config | ~config_ok),
                 self.error.zero_chunks.eq(self.error.zero_chunks | (payload.chunks == 0)),
             ]
         with m.If(start_good):
             m.d.sync += [next_valid.eq(1), next_config.eq(payload.config),
-                         next_chunks.eq(payload.chunks)]
+                         next_chunks.eq(payload.chunks), next_final.eq(desc_final),
+                         next_penultimate.eq(_at_most(payload.chunks, 2 * lanes)),
+                         next_count.eq(desc_count), next_need.eq(desc_need), tail.eq(desc_tail)]
         with m.Elif(load):
             m.d.sync += next_valid.eq(0)
 
-        # Gearbox: drop what the beat took, append an accepted word of a good layer on top.
+        # Gearbox: drop the bits a beat takes, append an accepted word of a good layer on top.
+        # `fill` counts only a layer's own bits: a last word adds `tail`, so its padding is
+        # never taken by a beat. Bits at and above `fill` are cleared on their way through
+        # (`held`), so the buffer may take any word that fits, accepted or not: only `fill`
+        # and its comparisons wait for the handshake, whose logic is the deepest.
         append = word & (in_layer | (~skipping & start_good))
-        kept = buffer >> shift
-        with m.If(append):
-            m.d.sync += [buffer.eq(kept | (self.data.payload.data << base)),
-                         fill.eq(base + width)]
-        with m.Else():
-            m.d.sync += [buffer.eq(kept), fill.eq(base)]
+        added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail), width)
+        held = buffer & ~(Const(-1, capacity) << fill)[:capacity]
+        # `need` only takes the values count * nin: a multiplexer of fixed shifts, no barrel.
+        shifted = Signal(capacity)
+        takes = sorted({count * c.nin for c in configs for count in range(1, lanes + 1)})
+        with m.Switch(need):
+            for take in takes[:-1]:
+                with m.Case(take):
+                    m.d.comb += shifted.eq(held >> take)
+            with m.Default():
+                m.d.comb += shifted.eq(held >> takes[-1])
+        # A word that fits lands at most capacity - width bits up: a narrow placing shift.
+        placed = Mux(room, self.data.payload.data << base[:bits_for(capacity - width)], 0)
+        m.d.sync += buffer.eq(Mux(fire, shifted, held) | placed)
 
-        # Current layer.
-        with m.If(load):
-            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
-                         offset.eq(0)]
-        with m.Elif(fire):
-            m.d.sync += [remaining.eq(remaining - chunks), offset.eq(offset + need)]
-            with m.If(final):
-                m.d.sync += active.eq(0)
+        # The next `fill` and its comparisons with the next `need`, for each outcome of `fire`
+        # and `append`. Given `fire`, whether the slot's layer loads depends on registers only.
+        def track(kept, next_need):
+            """Update `fill` and its flags when `kept` bits stay and `next_need` comes next."""
+            # kept - next_need comes from registers only; `append` adds `added` to both sides.
+            surplus = Signal(signed(len(fill) + 1))
+            m.d.comb += surplus.eq(kept - next_need)
+            for condition, bits, left in ((append, kept + added, surplus + added),
+                                          (~append, kept, surplus)):
+                left = left.as_unsigned()       # when negative, the high bits are set
+                with m.If(condition):
+                    m.d.sync += [fill.eq(bits), enough.eq(~left[-1]),
+                                 room_after_beat.eq(_at_most(left, capacity - width)),
+                                 room_now.eq(_at_most(bits, capacity - width))]
+
+        # Given `fire`, whether the slot's layer loads depends on registers only.
+        with m.If(fire):
+            track(fill_after_beat, Mux(next_valid & final, next_need, after_need))
+        with m.Else():
+            track(fill, Mux(next_valid & ~active, next_need, need))
 
         # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
         decrypted = Signal(self._nout * lanes)
@@ -230,14 +321,15 @@ class Decryptor(wiring.Component):
                     m.d.comb += decrypted.eq(Cat(
                         *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
                           for lane in range(lanes))))
-        # Chunks past `count` are zero, so whole beats compare equal to the golden model.
-        lane_valid = Cat(Const(1, 1), *(chunks > lane for lane in range(1, lanes)))
+        # Chunks past `count` are zero (their bits may be padding or not there yet), so whole
+        # beats compare equal to the golden model.
+        lane_valid = Cat(Const(1, 1), *(count > lane for lane in range(1, lanes)))
         masked = Cat(*(Mux(lane_valid[lane], decrypted.word_select(lane, self._nout), 0)
                        for lane in range(lanes)))
 
         with m.If(fire):
             m.d.sync += [self.out.valid.eq(1), self.out.payload.data.eq(masked),
-                         self.out.payload.count.eq(chunks), self.out.payload.last.eq(final)]
+                         self.out.payload.count.eq(count), self.out.payload.last.eq(final)]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
         return m

@@ -225,10 +225,9 @@ class DecryptorHarness(wiring.Component):
     max_layers : int
         Queue depth of the model: most layers the decryptor may hold (asserted).
     stall_bound : int or None
-        See "no deadlock"; default ``max(dut.latency, words_per_beat + 1) + 1`` with
-        ``words_per_beat = ceil(lanes * max nin / width)``: a first beat needs the descriptor
-        to pass the pipeline, any beat needs its words accepted one per cycle plus a cycle to
-        register the beat. BMC shows it tight for the parameter sets of the tests.
+        See ``liveness``; default :meth:`default_stall_bound`: a first beat needs the
+        descriptor to pass the pipeline (``dut.latency``), any beat needs its words accepted
+        one per cycle plus a cycle to register it. BMC shows it tight (one less fails).
     checks : collection of str
         The groups of assertions to add, from :data:`CHECKS` (default all). A subset lets
         k-induction prove the groups that close on their own (see ``docs/reliability.md``).
@@ -255,9 +254,8 @@ class DecryptorHarness(wiring.Component):
         self.max_chunks = _check_positive("max_chunks", max_chunks)
         self.max_layers = _check_positive("max_layers", max_layers)
         self.max_nin = max(config.nin for config in dut.configs)
-        self.words_per_beat = -(-dut.lanes * self.max_nin // dut.width)
         if stall_bound is None:
-            stall_bound = max(dut.latency, self.words_per_beat + 1) + 1
+            stall_bound = self.default_stall_bound(dut)
         self.stall_bound = _check_positive("stall_bound", stall_bound)
         if isinstance(checks, str) or not set(checks) <= set(self.CHECKS):
             raise ValueError(f"checks must be a collection of {self.CHECKS}, not {checks!r}")
@@ -269,6 +267,13 @@ class DecryptorHarness(wiring.Component):
             "track": In(1),  # unused unless "payload" in checks
             "track_chunk": In(range(self.max_chunks)),
         })
+
+    @staticmethod
+    def default_stall_bound(dut):
+        """``max(dut.latency, words_per_beat + 1) + 1``, ``words_per_beat`` being
+        ``ceil(lanes * max nin / width)``; see the ``stall_bound`` parameter."""
+        words_per_beat = -(-dut.lanes * max(config.nin for config in dut.configs) // dut.width)
+        return max(dut.latency, words_per_beat + 1) + 1
 
     @property
     def dut(self):

@@ -70,6 +70,8 @@ def main(argv=None):
                           waves=args.waves)
     except (SimulatorMissing, TestbenchFailed, ContainerError) as error:
         raise CliError(str(error)) from None
+    except OSError as error:  # e.g. a --build-dir that is a file
+        raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
     print_summary(args, run)
     same = run.rtl_correct == run.golden_correct and run.predictions_equal and \
         run.recorded_correct in (None, run.golden_correct)

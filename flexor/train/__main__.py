@@ -33,6 +33,31 @@ def nin_list(text):
     return tuple(values)
 
 
+def cpu_threads(text):
+    """``argparse`` type: 1 .. the machine's CPU count (torch crashes on absurd thread counts)."""
+    value = positive_int(text)
+    if value > (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"must be at most the {os.cpu_count() or 1} CPUs of this "
+                                         f"machine, not {value}")
+    return value
+
+
+def torch_device(text):
+    """``argparse`` type: a torch device name that this torch build can use."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device "
+                                         f"({str(error).splitlines()[0]})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: this torch build sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: only cpu and cuda devices are supported")
+    return text
+
+
 def _parser():
     parser = CliParser(prog=PROG, description="Train a FleXOR (or BWN / full-precision) network "
                        "and export it as an encrypted-weight container.")
@@ -59,8 +84,9 @@ def _parser():
     parser.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=positive_int, default=1,
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="torch device: cpu (default) or cuda[:N]")
+    parser.add_argument("--threads", type=cpu_threads, default=1,
                         help="torch CPU threads (default 1, for machine-independent results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-o", "--output", required=True, help="container file to write (.npz)")
@@ -74,6 +100,8 @@ def main(argv=None):
     if not os.path.isdir(directory):  # fail before training, not after
         raise ValueError(f"output directory {os.path.dirname(args.output) or '.'!r} does "
                          f"not exist")
+    if os.path.isdir(args.output):
+        raise ValueError(f"output {args.output!r} is a directory, not a file")
     name = args.recipe or f"{args.dataset}-{args.model}"
     if name not in RECIPES:
         raise ValueError(f"no recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
