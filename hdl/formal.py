@@ -213,8 +213,8 @@ class DecryptorHarness(wiring.Component):
       ``out.ready`` high, a layer held or a descriptor offered, and data offered whenever its
       layer is known, a beat is offered.
 
-    Covers: a second layer's final beat; ``cover_streak`` back-to-back beats; with
-    ``payload``, the payload check firing.
+    Covers: the final beat of a second layer of ``max_chunks``; ``cover_streak`` back-to-back
+    beats; with ``payload``, the payload check firing.
 
     Parameters
     ----------
@@ -394,11 +394,13 @@ class DecryptorHarness(wiring.Component):
         if "liveness" in checks:
             m.d.comb += Assert(progress, "no deadlock: no beat in stall_bound cooperative cycles")
 
+        # Layers of max_chunks delivered: the cover shows how deep two whole big layers lie.
+        full_layer = pop & (held_chunks[0] == self.max_chunks)
         completed = Signal(range(3))
-        with m.If(pop & (completed < 2)):
+        with m.If(full_layer & (completed < 2)):
             m.d.sync += completed.eq(completed + 1)
         streak = consecutive(m, out_fire, self.cover_streak)
-        m.d.comb += [Cover(pop & (completed == 1)),
+        m.d.comb += [Cover(full_layer & (completed == 1)),
                      Cover(out_fire & (streak == self.cover_streak - 1))]
 
     def _tracked_chunk(self, m, data_at, words, data_chunks, data_config, pop, sent):
