@@ -58,6 +58,8 @@ def write_files_atomically(contents):
             staged.append((temporary, path))
             with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as file:
                 file.write(data)
+            # mkstemp makes the file private (0600); give it the mode a plain open() would.
+            os.chmod(temporary, 0o666 & ~_umask())
         for temporary, path in staged:
             os.replace(temporary, path)
     except OSError as error:
@@ -67,6 +69,12 @@ def write_files_atomically(contents):
         for temporary, _ in staged:
             if os.path.exists(temporary):
                 os.unlink(temporary)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def run_cli(prog, main, argv=None):

@@ -22,6 +22,18 @@ from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
 from .equivalence import check_decoder_file, prove_decoder
 from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
+#: Largest --nin / --nout of a bare decoder: beyond it generation time and memory grow out of
+#: proportion to any use (the decryptor's own limit, 64, is checked where it is built).
+MAX_DECODER_BITS = 1024
+
+
+def decoder_bits(text):
+    """``--nin``/``--nout``: an integer 1 .. :data:`MAX_DECODER_BITS`."""
+    value = positive_int(text)
+    if value > MAX_DECODER_BITS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DECODER_BITS}, not {text!r}")
+    return value
+
 
 def ntap_value(text):
     """``--ntap``: a positive integer or ``dense``."""
@@ -33,11 +45,12 @@ def build_parser():
         prog="python -m gen",
         description="Generate synthesizable Verilog for a FleXOR XOR-gate decoder (Nin encrypted "
                     "bits -> Nout weight bits) and a JSON sidecar describing it.")
-    parser.add_argument("--nin", type=positive_int, action=ConfigSpec,
-                        help="encrypted bits per chunk (required unless --matrix is given); "
-                             "with --decryptor, repeat for one configuration each")
-    parser.add_argument("--nout", type=positive_int,
-                        help="decrypted weight bits per chunk (required unless --matrix is given)")
+    parser.add_argument("--nin", type=decoder_bits, action=ConfigSpec,
+                        help="encrypted bits per chunk, 1..1024 (required unless --matrix is "
+                             "given); with --decryptor, repeat for one configuration each")
+    parser.add_argument("--nout", type=decoder_bits,
+                        help="decrypted weight bits per chunk, 1..1024 (required unless "
+                             "--matrix is given)")
     parser.add_argument("--ntap", type=ntap_value, default=2,
                         help="ones per matrix row, 1..nin, or 'dense' for Bernoulli(1/2) rows "
                              "(default: 2)")

@@ -90,6 +90,7 @@ def test_rank_warning_is_one_line_and_output_still_written(tmp_path, capsys):
     (["--nin", "-3", "--nout", "10"], "argument --nin: must be a positive integer, not '-3'"),
     (["--nin", "8.5", "--nout", "10"], "argument --nin: must be a positive integer, not '8.5'"),
     (["--nin", "8", "--nout", "x"], "argument --nout: must be a positive integer, not 'x'"),
+    (["--nin", "1025", "--nout", "10"], "argument --nin: must be at most 1024, not '1025'"),
     (["--nin", "8", "--nout", "10", "--ntap", "9"], "--ntap 9 must be <= --nin 8"),
     (["--nin", "8", "--nout", "10", "--ntap", "0"], "--ntap: must be a positive integer, not '0'"),
     (["--nin", "8", "--nout", "10", "--seed", "-1"],
@@ -119,6 +120,16 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, argv, message):
     assert err.startswith("python -m gen: error: ") and err.count("\n") == 1, err
     assert message in err
     assert os.listdir(out_dir) == []
+
+
+def test_output_files_get_the_usual_permissions(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        gen(["--nin", 4, "--nout", 5, "-o", tmp_path / "d.v"], capsys)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "d.v").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_missing_output_directory(tmp_path, capsys):
