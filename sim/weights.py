@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from flexor import unpack_bits
 from flexor.cli import write_files_atomically
 from flexor.container import Container
 from flexor.inference import evaluate
@@ -67,14 +68,16 @@ def planes_from_beats(beat_data, layers, configs, lanes):
     stream layer, using only the protocol: ``ceil(chunks / lanes)`` beats per layer, chunk ``i``
     of a beat in bits ``[i*nout, (i+1)*nout)``."""
     nout = configs[0].nout
-    lane_shifts = np.arange(lanes * nout, dtype=object)
+    beat_bits = lanes * nout
+    beat_bytes = -(-beat_bits // 8)
     planes, position = [], 0
     for layer in layers:
         count = -(-layer.chunks // lanes)
-        beats = beat_data[position:position + count]
+        packed = np.frombuffer(b"".join(value.to_bytes(beat_bytes, "little")
+                                        for value in beat_data[position:position + count]),
+                               dtype=np.uint8).reshape(count, beat_bytes)
         position += count
-        bits = np.array([[(value >> int(s)) & 1 for s in lane_shifts] for value in beats],
-                        dtype=np.uint8).reshape(-1, nout)
+        bits = unpack_bits(packed, beat_bits).reshape(-1, nout)
         planes.append(bits[:layer.chunks])
     if position != len(beat_data):
         raise ValueError(f"received {len(beat_data)} beats, the layers need {position}")
