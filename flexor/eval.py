@@ -11,6 +11,7 @@ import sys
 
 from .cli import CliParser, run_cli
 from .container import Container
+from .datasets import FASHION_MNIST_ROOT
 from .inference import evaluate, layer_macs
 
 PROG = "python -m flexor.eval"
@@ -23,7 +24,8 @@ def _parser():
                        "NumPy golden model.")
     parser.add_argument("container", nargs="?", default=DEFAULT_WEIGHTS,
                         help=f"container file (default: {DEFAULT_WEIGHTS})")
-    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
+                        f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     return parser
 
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from ..cli import CliParser, nonnegative_int, positive_int, run_cli, write_files_atomically
 from ..container import MAX_NIN
+from ..datasets import DATASETS, FASHION_MNIST_ROOT
 from . import MODELS, RECIPES, SCHEMES, train
 from .models import DEFAULT_CONFIG_SEED
 
@@ -63,7 +64,7 @@ def _parser():
                        "and export it as an encrypted-weight container.")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="training recipe (default: DATASET-MODEL)")
-    parser.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
     parser.add_argument("--scheme", choices=SCHEMES, default="flexor",
                         help="weights of the quantized layers (default: flexor)")
@@ -83,7 +84,8 @@ def _parser():
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
+                        f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch device: cpu (default) or cuda[:N]")
     parser.add_argument("--threads", type=cpu_threads, default=1,
