@@ -50,6 +50,22 @@ def random_container(seed, *, metadata=None):
                      tensors=tensors, metadata=metadata or {"seed": seed})
 
 
+def pixel_split(seed, train=2000, test=500):
+    """Fashion-MNIST-like data for fast training tests: 8-bit 28x28 images (``pixel / 255``) of
+    10 classes, each a random class pattern plus noise, labelled with the fashion-mnist spec."""
+    from flexor.datasets import FASHION_MNIST, Split
+    rng = np.random.default_rng(seed)
+    patterns = rng.integers(0, 256, size=(10, 784))
+
+    def draw(n):
+        labels = rng.integers(0, 10, size=n)
+        noise = rng.integers(-60, 61, size=(n, 784))
+        images = np.clip(patterns[labels] + noise, 0, 255)
+        return (images / 255).astype(np.float32), labels.astype(np.int64)
+
+    return Split(*draw(train), *draw(test), dict(FASHION_MNIST))
+
+
 def _matrix(rng, nout, nin):
     """Random rows of 1 to 3 taps (mixed row weights, unlike XorConfig.random)."""
     matrix = np.zeros((nout, nin), dtype=np.uint8)

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from container_factory import pixel_split
 from flexor import XorConfig
 from flexor import integer as integer_module
 from flexor.container import Container, ContainerError, IntegerStep, Layer, Plane, \
@@ -297,20 +298,6 @@ def test_an_integer_program_needs_every_layer_encrypted():
 
 # -- derivation: float model and integer program agree ---------------------------------------
 
-def _tiny_split(rng):
-    """Fashion-MNIST-like data: 8-bit 28x28 images of 10 classes, each a noisy class pattern."""
-    from flexor.datasets import FASHION_MNIST, Split
-    patterns = rng.integers(0, 256, size=(10, 784))
-
-    def draw(n):
-        labels = rng.integers(0, 10, size=n)
-        noise = rng.integers(-60, 61, size=(n, 784))
-        pixels = np.clip(patterns[labels] + noise, 0, 255)
-        return (pixels / 255).astype(np.float32), labels.astype(np.int64)
-
-    return Split(*draw(2000), *draw(500), dict(FASHION_MNIST))
-
-
 @pytest.mark.parametrize("scheme, bits", [("flexor", 2), ("bwn", 4), ("flexor", 8)])
 def test_derived_program_agrees_with_the_float_model(scheme, bits):
     pytest.importorskip("torch")
@@ -319,7 +306,7 @@ def test_derived_program_agrees_with_the_float_model(scheme, bits):
     from flexor.train import RECIPES, train
     recipe = replace(RECIPES["fashion-mnist-mlp"], epochs=2, milestones=(1,),
                      extra={"inputs": 784, "depth": 1, "width": 16})
-    split = _tiny_split(np.random.default_rng(bits))
+    split = pixel_split(bits)
     with quiet():
         result = train(recipe, scheme=scheme, nin=(6,), fp_ends=False, activation_bits=bits,
                        flatten="tiled", tile=4, split=split, progress=False)
