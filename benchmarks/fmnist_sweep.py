@@ -49,26 +49,33 @@ def cell(scheme, nin=None, act=None, width=MAIN_WIDTH, fp_ends=False):
 
 
 def tiers():
-    """Cells in priority order: targets and the shipped choice, main table, widths, ends."""
-    first = [cell("flexor", 8, a) for a in (2, 8, 4)] + [cell("bwn", None, a) for a in (2, 8, 4)]
-    first += [cell("fp", width=256), cell("fp"), cell("bwn", None, 2, width=104),
-              cell("bwn", None, 8, width=104), cell("flexor", 6, 2), cell("flexor", 6, 8)]
+    """Runs in priority order. CPU is scarce, so: every cell of the targets and the main table
+    at seed 0, the width sweep at W 64 / 128 / 256, the second seed of both, the third seed of
+    the cells the targets and the shipped-container choice need, then the rest (third seed of
+    the main table, W 512, float first/last layers, more seeds of the widths)."""
+    targets = [cell("flexor", 8, a) for a in (8, 2)] + [cell("bwn", None, a) for a in (8, 2)]
+    targets += [cell("fp", width=256), cell("bwn", None, 2, width=104),
+                cell("bwn", None, 8, width=104), cell("fp"), cell("flexor", 6, 2),
+                cell("flexor", 8, 4), cell("bwn", None, 4)]
     main = [cell("fp", None, a) for a in ACTIVATIONS] + \
            [cell("bwn", None, a) for a in ACTIVATIONS] + \
            [cell("flexor", nin, a) for nin in FLEXOR_NIN.values() for a in ACTIVATIONS]
-    widths = [cell(scheme, nin, act, width) for width in WIDTHS for act in (2, 1)
+    widths = [cell(scheme, nin, act, width) for width in (64, 128, 256) for act in (2, 1)
               for scheme, nin in (("flexor", 6), ("bwn", None))] + \
-             [cell("fp", width=width) for width in WIDTHS]
+             [cell("fp", width=width) for width in (64, 256)]
+    wide = [cell(scheme, nin, act, 512) for act in (2, 1)
+            for scheme, nin in (("flexor", 6), ("bwn", None))] + [cell("fp", width=512)]
     ends = [cell("flexor", 8, 2, fp_ends=True), cell("bwn", None, 2, fp_ends=True)]
+    plan = [(targets + main, 0), (widths, 0), (targets + main, 1), (targets, 2), (main, 2),
+            (ends, 0), (wide, 0), (widths + ends, 1), (widths + ends, 2), (wide, 1),
+            (wide, 2)]
     seen, order = set(), []
-    for group, seeds in ((first, (0, 1, 2)), (main, (0, 1, 2)), (widths + ends, (0,)),
-                         (widths + ends, (1, 2))):
-        for seed in seeds:
-            for c in group:
-                key = run_key(c, seed, None)
-                if key not in seen:
-                    seen.add(key)
-                    order.append(dict(c, seed=seed))
+    for group, seed in plan:
+        for c in group:
+            key = run_key(c, seed, None)
+            if key not in seen:
+                seen.add(key)
+                order.append(dict(c, seed=seed))
     return order
 
 
