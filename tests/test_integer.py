@@ -336,3 +336,18 @@ def test_derivation_refuses_float_layers_and_activations():
     container.topology["ops"].insert(1, {"op": "relu"})
     with pytest.raises(ValueError, match=r"topology op 1 \(relu\): the integer program runs"):
         derive_program(container)
+
+
+@pytest.mark.parametrize("offset0, logits, label", [(0, [1, -4, 4], 2), (6, [4, -4, 4], 0)])
+def test_the_worked_example_of_the_contract_page(offset0, logits, label):
+    """The numbers of docs/integer-program.md, worked out by hand there."""
+    first = IntegerLayer(weights=[[[1, 0, 1], [0, 1, 1]]], mult=[[3, -5]], offset=[-1000, 300],
+                         shift=8, in_bits=8, out_bits=2)
+    last = IntegerLayer(weights=[[[1, 1], [0, 1], [1, 0]], [[0, 0], [1, 1], [1, 1]]],
+                        mult=[[4, 6, 4], [2, 1, 2]], offset=[offset0, -3, 2], shift=1,
+                        in_bits=2, out_bits=None)
+    program = IntegerProgram([first, last])
+    hidden, out = program.run_layers(np.array([[200, 10, 255]]))
+    assert hidden.tolist() == [[1, 0]] and out.tolist() == [logits]
+    assert program.predict(np.array([[200, 10, 255]])).tolist() == [label]
+    assert (first.acc_bits, first.sum_bits) == (11, 14)
