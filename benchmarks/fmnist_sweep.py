@@ -213,8 +213,8 @@ def summary(key, runs):
             "agree_min": min(agree) if agree else None,
             "kbit": first["encrypted_bits"] / 1000 if scheme != "fp" else
             first["stored_bits"] / 1000, "weights": first["weights"],
-            "bpw": first["bits_per_weight"], "seconds": float(np.mean([r["seconds"] for r in runs])),
-            "epochs": first["epochs"]}
+            "bpw": first["bits_per_weight"], "epochs": first["epochs"],
+            "seconds": float(np.mean([r["seconds"] for r in runs]))}
 
 
 def main_table(summaries):

@@ -177,8 +177,6 @@ def test_golden_weights_follow_the_layer_order_row_major_and_tiled(seed):
         warnings.simplefilter("ignore")
         container, _ = random_network(seed)
     for index, layer in enumerate(container.layers):
-        bits = naive_weight_bits(layer, container.configs[layer.planes[0].config],
-                                 layer.planes[0])
         expected = np.zeros(layer.shape)
         for p, plane in enumerate(layer.planes):
             bits = np.array(naive_weight_bits(layer, container.configs[plane.config], plane))
