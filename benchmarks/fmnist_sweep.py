@@ -37,6 +37,8 @@ MAIN_WIDTH = 128
 FLEXOR_NIN = {"1.0": 10, "0.8": 8, "0.6": 6, "0.4": 4}
 ACTIVATIONS = (None, 8, 4, 2)
 WIDTHS = (64, 128, 256, 512)
+#: Widths of the equal-memory cells beside the width sweep (FleXOR 0.6 and 0.4 under 100 kbit).
+BUDGET_WIDTHS = {6: 160, 4: 224}
 #: Device budgets of stored weight bits (kbit): iCE40 UP5K block RAM, ECP5-85F block RAM.
 BUDGETS = {"UP5K 120 kbit": 120.0, "ECP5-85F 3.8 Mbit": 3800.0}
 #: The shipped container's budget (beside the rest of a design in a UP5K).
@@ -57,6 +59,9 @@ def tiers():
     targets += [cell("fp", width=256), cell("bwn", None, 2, width=104),
                 cell("bwn", None, 8, width=104), cell("fp"), cell("flexor", 6, 2),
                 cell("flexor", 8, 4), cell("bwn", None, 4)]
+    # Equal memory: FleXOR's fewer bits per weight buy a wider network under 100 kbit.
+    budget = [cell("flexor", nin, a, width=width) for nin, width in BUDGET_WIDTHS.items()
+              for a in (2, 8)]
     main = [cell("fp", None, a) for a in ACTIVATIONS] + \
            [cell("bwn", None, a) for a in ACTIVATIONS] + \
            [cell("flexor", nin, a) for nin in FLEXOR_NIN.values() for a in ACTIVATIONS]
@@ -66,7 +71,8 @@ def tiers():
     wide = [cell(scheme, nin, act, 512) for act in (2, 1)
             for scheme, nin in (("flexor", 6), ("bwn", None))] + [cell("fp", width=512)]
     ends = [cell("flexor", 8, 2, fp_ends=True), cell("bwn", None, 2, fp_ends=True)]
-    plan = [(targets + main, 0), (widths, 0), (targets + main, 1), (targets, 2), (main, 2),
+    plan = [(targets + budget + main, 0), (widths, 0), (targets + budget + main, 1),
+            (targets + budget, 2), (main, 2),
             (ends, 0), (wide, 0), (widths + ends, 1), (widths + ends, 2), (wide, 1),
             (wide, 2)]
     seen, order = set(), []
@@ -278,6 +284,18 @@ def budget_table(summaries):
     return lines
 
 
+def small_table(summaries):
+    """Every model with an integer program and at most 100 kbit of weights, best first."""
+    lines = ["| model | activations | kbit | weights | seeds | float acc. % | integer acc. % |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    fits = [s for s in summaries.values() if s["integer"] is not None and not s["fp_ends"] and
+            s["kbit"] <= SHIP_BUDGET_KBIT]
+    for s in sorted(fits, key=accuracy_of, reverse=True):
+        lines.append(f"| {s['label']}, W {s['width']} | {act_name(s['act'])} | {s['kbit']:.1f} | "
+                     f"{s['weights']} | {s['n']} | {fmt(s['float'])} | {fmt(s['integer'])} |")
+    return lines
+
+
 def ends_table(summaries):
     lines = ["| network | first/last layer | float acc. % | integer acc. % | seeds |",
              "| --- | --- | --- | --- | --- |"]
@@ -351,6 +369,8 @@ def report(records, epochs):
     lines += ["", "**Most accurate model under each budget** (integer program, mean over seeds; "
               "only the widths run above):", ""]
     lines += budget_table(summaries)
+    lines += ["", "**Every model under 100 kbit** (integer program), most accurate first:", ""]
+    lines += small_table(summaries)
     lines += ["", "**Float first and last layer** (FleXOR's default) against every layer "
               "encrypted:", ""]
     lines += ends_table(summaries)
