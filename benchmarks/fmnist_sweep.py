@@ -296,9 +296,29 @@ def small_table(summaries):
     return lines
 
 
+def ends_costs(width=MAIN_WIDTH, nin=8, nout=10):
+    """What a float32 first and last layer hold in a 784-W-W-10 MLP (MACs equal weights)."""
+    from flexor.weight_order import chunk_count
+    shapes = [(width, 784), (width, width), (10, width)]
+    weights = [out * m for out, m in shapes]
+    encrypted = [chunk_count("tiled", out, m, nout, TILE) * nin for out, m in shapes]
+    ends = weights[0] + weights[2]
+    float_bits = 32 * ends + encrypted[1]
+    return [f"In `784-{width}-{width}-10` the first and last layer hold {ends} of the "
+            f"{sum(weights)} weights and multiply-accumulates per image "
+            f"({100 * ends / sum(weights):.1f} %; the first alone "
+            f"{100 * weights[0] / sum(weights):.1f} %). Kept in float32 beside a FleXOR Nin {nin} "
+            f"middle layer they take {float_bits / 1000:.0f} kbit, "
+            f"{100 * 32 * ends / float_bits:.1f} % of the weight memory, against "
+            f"{sum(encrypted) / 1000:.1f} kbit with every layer encrypted "
+            f"({float_bits / sum(encrypted):.0f}x less), and they need float (or wide integer) "
+            f"multipliers for {100 * ends / sum(weights):.1f} % of the MACs.", ""]
+
+
 def ends_table(summaries):
-    lines = ["| network | first/last layer | float acc. % | integer acc. % | seeds |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ends_costs()
+    lines += ["| network | first/last layer | float acc. % | integer acc. % | seeds |",
+              "| --- | --- | --- | --- | --- |"]
     for scheme, nin in (("flexor", 8), ("bwn", None)):
         for fp_ends in (False, True):
             s = summaries.get((scheme, nin, 2, MAIN_WIDTH, fp_ends))
