@@ -434,7 +434,11 @@ def main():
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run, (c, args.epochs, args.cache)) for c in todo]
             for future in as_completed(futures):
-                record = future.result()
+                try:
+                    record = future.result()
+                except ValueError as error:   # one failed run must not end the sweep
+                    print(f"run failed: {error}", flush=True)
+                    continue
                 save_record(args.cache, record)
                 records[record["key"]] = record
                 integer = record["integer_correct"]

@@ -30,6 +30,8 @@ __all__ = ["xor_decrypt", "FlexorLinear", "FlexorConv2d", "BinaryLinear", "Binar
 
 #: The paper's initial scaling factor.
 ALPHA_INIT = 0.2
+#: Smallest activation step of an :class:`ActivationQuantizer`.
+MIN_STEP = 1e-6
 
 
 def _sign(x):
@@ -243,14 +245,20 @@ class ActivationQuantizer(nn.Module):
                 self.scale.fill_(max(2 * float(x.abs().mean()) / math.sqrt(self.levels), 1e-4))
                 self.initialized.fill_(True)
         gradient_scale = 1.0 / math.sqrt(x[0].numel() * self.levels)
-        # The value is exactly the stored step (the golden model uses that), the gradient g.
-        scaled = self.scale * gradient_scale
-        scale = (scaled - scaled.detach()) + self.scale.detach()
+        # The value is exactly the exported step (the golden model uses that), the gradient g.
+        step = self.step()
+        scaled = step * gradient_scale
+        scale = (scaled - scaled.detach()) + step.detach()
         v = torch.clamp(x / scale, 0.0, float(self.levels))
         return (v + (torch.floor(v + 0.5) - v).detach()) * scale
 
+    def step(self):
+        """The step, kept positive: an optimizer step can push the raw parameter to 0 or below
+        (seen with 8-bit activations), which no quantizer can use."""
+        return torch.clamp(self.scale, min=MIN_STEP)
+
     def scale_array(self):
-        return self.scale.detach().cpu().numpy().astype(np.float32).reshape(1)
+        return self.step().detach().cpu().numpy().astype(np.float32).reshape(1)
 
 
 class FullLinear(_FullPrecision):
