@@ -254,8 +254,10 @@ class ActivationQuantizer(nn.Module):
 
     def step(self):
         """The step, kept positive: an optimizer step can push the raw parameter to 0 or below
-        (seen with 8-bit activations), which no quantizer can use."""
-        return torch.clamp(self.scale, min=MIN_STEP)
+        (seen with 8-bit activations), which no quantizer can use. The clamp passes the
+        gradient straight through, so a parameter below the bound can come back (a plain clamp
+        froze it there and the run trained to chance)."""
+        return self.scale + (torch.clamp(self.scale, min=MIN_STEP) - self.scale).detach()
 
     def scale_array(self):
         return self.step().detach().cpu().numpy().astype(np.float32).reshape(1)
