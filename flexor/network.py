@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .container import ContainerError
 from .golden import decrypt
 from .integer import IntegerLayer, IntegerProgram
 from .stream import Layer
@@ -106,6 +107,25 @@ class StreamedNetwork:
         """The layers of one pass over the weights, as :func:`flexor.stream.pack_stream` takes
         them (one image needs exactly this stream)."""
         return [Layer(layer.config, layer.bits) for layer in self.layers]
+
+    @classmethod
+    def from_container(cls, container):
+        """The network a container's integer program describes; ``ContainerError`` (one line)
+        when it has no integer program or a layer is not one bit-plane in the tiled order."""
+        program = IntegerProgram.from_container(container)
+        layers = []
+        for step, integer in zip(container.integer, program.layers):
+            layer = container.layers[step.layer]
+            if layer.flatten != "tiled" or layer.q != 1:
+                raise ContainerError(f"layer {layer.name}: the engine needs one bit-plane in the "
+                                     f"tiled order, not q = {layer.q} in {layer.flatten} order")
+            plane = layer.planes[0]
+            layers.append(StreamedLayer(config=plane.config, tile=layer.tile, bits=plane.bits,
+                                        integer=integer))
+        try:
+            return cls(container.configs, layers)
+        except (TypeError, ValueError) as error:
+            raise ContainerError(str(error)) from None
 
     @classmethod
     def from_bits(cls, configs, specs):
