@@ -4,7 +4,7 @@ A Verilog harness (written per run, its sizes baked in) reads the weight stream 
 (descriptors, data words with ``tlast``) and every image's pixels from ``$readmemh`` files,
 replays the weight stream once per image, drives all four streams (with ``+stall=P``, each
 stream's valid and the result's ready withheld with chance P percent, never withdrawing a beat
-offered), and writes every result beat, with its cycle, to a file; with ``+trace`` also every
+offered; ``+seed=N`` varies the pattern), and writes every result beat, with its cycle, to a file; with ``+trace`` also every
 requantized output. It runs on Verilator (``--binary``) or Icarus; no Python runs per cycle.
 :func:`run_images` then compares every logit and class with the integer model and, on a
 mismatch, names the image, the first layer that differs and the output index (from the trace,
@@ -57,7 +57,7 @@ module engine_harness;
   reg [39:0] desc_mem [0:DESCS-1];
   reg [{width}:0] word_mem [0:WORDS-1];
   reg [{bits - 1}:0] pixel_mem [0:IMAGES*PIXELS-1];
-  integer stall = 0, trace = 0, fd, tfd, cycle = 0, results = 0;
+  integer stall = 0, seed = 0, trace = 0, fd, tfd, cycle = 0, results = 0;
   integer desc_pos = 0, desc_image = 0, word_pos = 0, word_image = 0, pixel = 0;
   reg [31:0] lfsr = 32'h1234567;
   reg desc_valid = 0, word_valid = 0, pixel_valid = 0, res_ready = 0;
@@ -82,6 +82,7 @@ module engine_harness;
   endfunction
   initial begin
     if (!$value$plusargs("stall=%d", stall)) stall = 0;
+    if ($value$plusargs("seed=%d", seed)) lfsr = lfsr + seed;
     if ($test$plusargs("trace")) trace = 1;
     $readmemh("descriptors.hex", desc_mem);
     $readmemh("words.hex", word_mem);
@@ -149,7 +150,7 @@ def _build(simulator, verilog, harness, build_dir):
     return ["./obj/Vengine_harness"]
 
 
-def _simulate(sidecar, network, verilog, images, build_dir, simulator, stall, trace):
+def _simulate(sidecar, network, verilog, images, build_dir, simulator, stall, seed, trace):
     build_dir = Path(build_dir)
     if build_dir.exists():
         shutil.rmtree(build_dir)
@@ -174,7 +175,8 @@ def _simulate(sidecar, network, verilog, images, build_dir, simulator, stall, tr
                               f"{(error.stderr or error.stdout).strip().splitlines()[-1]}") \
             from None
     built = time.perf_counter()
-    command += [f"+stall={int(round(100 * stall))}"] + (["+trace"] if trace else [])
+    command += [f"+stall={int(round(100 * stall))}", f"+seed={seed}"] + \
+        (["+trace"] if trace else [])
     subprocess.run(command, cwd=build_dir, check=True, capture_output=True, text=True)
     done = time.perf_counter()
     lines = (build_dir / "results.txt").read_text(encoding="ascii").split("\n")
@@ -217,7 +219,7 @@ def _first_difference(sidecar, network, images, traced, offset=0):
 
 
 def run_images(sidecar, network, verilog, images, build_dir, *, simulator="verilator",
-               stall=0.0):
+               stall=0.0, seed=0):
     """Stream ``images`` (``(N, inputs)`` raw inputs) and the weights through ``verilog``.
 
     Returns a :class:`HarnessRun`; raises :class:`~sim.runner.TestbenchFailed` at the first
@@ -226,7 +228,7 @@ def run_images(sidecar, network, verilog, images, build_dir, *, simulator="veril
     images = np.asarray(images)
     trace = len(images) <= TRACE_LIMIT
     results, traced, build_seconds, seconds = _simulate(
-        sidecar, network, verilog, images, build_dir, simulator, stall, trace)
+        sidecar, network, verilog, images, build_dir, simulator, stall, seed, trace)
     classes, bits = sidecar["classes"], sidecar["logit_bits"]
     cls_width = sidecar["result"]["cls"]["width"]
     logits = network.program.logits(np.asarray(images, dtype=np.int64))
@@ -239,7 +241,7 @@ def run_images(sidecar, network, verilog, images, build_dir, *, simulator="veril
                 _, traced_alone, _, _ = _simulate(sidecar, network, verilog,
                                                   images[image:image + 1],
                                                   Path(build_dir) / "rerun", simulator, stall,
-                                                  True)
+                                                  seed, True)
                 where = _first_difference(sidecar, network, images[image:image + 1],
                                           traced_alone, offset=image) or \
                     f"image {image}: wrong in the long run, right when run alone"
