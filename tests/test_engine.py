@@ -153,11 +153,15 @@ NETWORKS = [
 ]
 
 
+def random_network(case, seed):
+    sizes, nout, nins, tiles, hidden, _, _ = case
+    return StreamedNetwork.random(seed, sizes=sizes, nout=nout, nins=nins, tiles=tiles,
+                                  hidden_bits=hidden)
+
+
 def build(case, seed):
-    sizes, nout, nins, tiles, hidden, width, lanes = case
-    network = StreamedNetwork.random(seed, sizes=sizes, nout=nout, nins=nins, tiles=tiles,
-                                     hidden_bits=hidden)
-    return network, InferenceEngine(network=network, width=width, lanes=lanes)
+    network = random_network(case, seed)
+    return network, InferenceEngine(network=network, width=case[5], lanes=case[6])
 
 
 @pytest.mark.parametrize("case", NETWORKS)
@@ -189,3 +193,98 @@ def test_reset_mid_image():
     images = network.random_inputs(2, seed)
     run = simulate_engine(dut, images, seed=seed, stall=(0.2, 0.2, 0.2, 0.2), reset_at=400)
     check_engine(run, network, images, seed)
+
+
+def test_requantizer_equals_the_contract():
+    """Random accumulators of every layer, each within the layer's bound, through the
+    requantizer alone: ``(mult * acc + offset) >> shift`` (floor), clamped on hidden layers."""
+    seed = 400
+    network = random_network(NETWORKS[1], seed)
+    program = network.program
+    rng = np.random.default_rng(seed)
+    rows = [(index, row, int(rng.integers(-layer.acc_bound, layer.acc_bound + 1)))
+            for index, layer in enumerate(program.layers) for row in range(layer.outputs)
+            for _ in range(3)]
+    rows += [(index, 0, bound) for index, layer in enumerate(program.layers)
+             for bound in (-layer.acc_bound, layer.acc_bound)]
+
+    def model(index, row, acc):
+        layer = program.layers[index]
+        t = (int(layer.mult[0, row]) * acc + int(layer.offset[row])) >> layer.shift
+        return t if layer.out_bits is None else min(max(t, 0), 2 ** layer.out_bits - 1)
+
+    dut = Requantizer(program)
+    got = []
+
+    async def testbench(ctx):
+        for index, row, acc in rows + [(None, 0, 0)] * Requantizer.LATENCY:
+            ctx.set(dut.i.valid, index is not None)
+            if index is not None:
+                ctx.set(dut.i.payload.layer, index)
+                ctx.set(dut.i.payload.row, row)
+                ctx.set(dut.i.payload.acc, acc)
+            if ctx.get(dut.o.valid):
+                got.append((ctx.get(dut.o.payload.layer), ctx.get(dut.o.payload.row),
+                            ctx.get(dut.o.payload.value)))
+            await ctx.tick()
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert got == [(index, row, model(index, row, acc)) for index, row, acc in rows]
+
+
+def test_mutant_lane_sign_inverted_is_caught(monkeypatch):
+    """Lane 1 adding -a where the weight says +a (and back): the engine test fails."""
+    import hdl.engine
+
+    calls = []
+    original = hdl.engine.lane_sum
+
+    def inverted_lane_one(bits, activations, total):
+        calls.append(None)
+        lane = (len(calls) - 1) % dut_lanes
+        return original(~bits if lane == 1 else bits, activations, total)
+
+    seed = 500
+    network = random_network(NETWORKS[1], seed)
+    dut_lanes = 2
+    monkeypatch.setattr(hdl.engine, "lane_sum", inverted_lane_one)
+    dut = InferenceEngine(network=network, width=16, lanes=dut_lanes)
+    images = network.random_inputs(2, seed)
+    run = simulate_engine(dut, images, seed=seed)
+    assert calls, "the mutant was not built in"
+    with pytest.raises(AssertionError, match=r"image 0, layer 0, output"):
+        check_engine(run, network, images, seed)
+
+
+def test_mutant_constant_off_by_one_is_caught():
+    """The hardware built with one output's offset one lower than the model's (at a value where
+    the floor shows it) fails the engine test, which names that output."""
+    seed = 600
+    network = random_network(NETWORKS[0], seed)
+    images = network.random_inputs(2, seed)
+    outputs = network.program.run_layers(images)
+    last = network.program.layers[-1]
+    # Choose the offset so that image 0's logit 0 sits exactly on a multiple of 2**shift.
+    acc = np.einsum("i,oi->o", outputs[-2][0], 2 * last.weights[0].astype(np.int64) - 1)
+    exact = int(last.mult[0, 0]) * int(acc[0]) + int(last.offset[0])
+    offsets = last.offset.copy()
+    offsets[0] -= exact % 2 ** last.shift     # the model now sits on a boundary ...
+    specs = []
+    for index, layer in enumerate(network.layers):
+        specs.append({"config": layer.config, "tile": layer.tile, "bits": layer.bits,
+                      "inputs": layer.integer.inputs, "outputs": layer.integer.outputs,
+                      "mult": layer.integer.mult[0], "shift": layer.integer.shift,
+                      "offset": offsets if index == len(network.layers) - 1 else
+                      layer.integer.offset,
+                      "in_bits": layer.integer.in_bits, "out_bits": layer.integer.out_bits})
+    model = StreamedNetwork.from_bits(network.configs, specs)
+    specs[-1] = {**specs[-1], "offset": offsets - np.eye(len(offsets), dtype=np.int64)[0]}
+    broken = StreamedNetwork.from_bits(network.configs, specs)   # ... and the hardware one below
+    dut = InferenceEngine(network=broken, width=8, lanes=1)
+    run = simulate_engine(dut, images, seed=seed)
+    with pytest.raises(AssertionError, match=rf"image 0, layer {len(network.layers) - 1}, "
+                                             rf"output 0:"):
+        check_engine(run, model, images, seed)
