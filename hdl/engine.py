@@ -273,18 +273,18 @@ class InferenceEngine(wiring.Component):
         """Cycles per layer beyond its beats when nothing stalls, at most: the last tile's
         drain (``tile``), the requantizer and the pipeline around it, and the next layer's first
         read (checked by ``tests/test_engine.py``)."""
-        return max(layer.tile for layer in self._network.layers) + Requantizer.LATENCY + 4
+        return max(layer.tile for layer in self._network.layers) + Requantizer.LATENCY + 5
 
     def layer_cycles(self, index):
         """Cycles layer ``index`` takes, overhead excluded, when nothing stalls: one per beat,
         unless the decryptor is memory-bound (one data word per cycle) or the tiles are so short
-        that the drain (``tile + tile/lanes + 1`` cycles per tile) is slower."""
+        that the drain (``tile + tile/lanes + 2`` cycles per tile) is slower."""
         layer = self._network.layers[index]
         nin = self._network.configs[layer.config].nin
         per_column = layer.tile // self._lanes
         beats = -(-layer.chunks // self._lanes)
         words = -(-layer.chunks * nin // self._width)
-        return max(beats, words, layer.tiles * (layer.tile + per_column + 1))
+        return max(beats, words, layer.tiles * (layer.tile + per_column + 2))
 
     def cycle_bound(self):
         """Most cycles per image in a steady stream of images when nothing stalls: the layers'
@@ -369,11 +369,13 @@ class InferenceEngine(wiring.Component):
                                  layer_tile.eq(spec.tile)]
         m.d.comb += first_column.eq(column == 0)
 
-        # Pipeline stage 1 (the lane sums of the accepted beat) and the drain's state, needed by
-        # the accept condition: a tile's last column may enter only when the drain is free.
+        # Pipeline stages 1 (the accepted beat beside its activations) and 2 (the lane sums),
+        # and the drain's state: a tile's last column may enter only when the drain is free
+        # and no beat ending a tile is still on its way to it.
+        q_valid, q_first, q_final, q_tile_end = (Signal() for _ in range(4))
         p_valid, p_first, p_final, p_tile_end = (Signal() for _ in range(4))
         drain_busy = Signal()
-        drain_blocked = drain_busy | (p_valid & p_tile_end)
+        drain_blocked = drain_busy | (p_valid & p_tile_end) | (q_valid & q_tile_end)
         m.d.comb += beat.ready.eq(running & ~(column_last & drain_blocked))
         fire = beat.valid & beat.ready
         layer_done = Signal()                   # the layer's final row leaves the requantizer
@@ -425,21 +427,30 @@ class InferenceEngine(wiring.Component):
                 k = integer.in_bits
                 with m.Case(index):
                     m.d.comb += [a.eq(source[i * k:(i + 1) * k]) for i, a in enumerate(acts)]
-        total = _tree_sum(acts)
+        # Stage 1 registers the beat and its activations, so that memory read, the layer's
+        # selection of bits and the adder trees are not one path.
+        q_acts = [Signal(act_bits, name=f"q_act{i}") for i in range(nout)]
+        q_bits = Signal(lanes * nout)
+        q_layer = Signal.like(layer)
+        q_row_base = Signal.like(row_base)
+        m.d.sync += q_valid.eq(fire)
+        with m.If(fire):
+            m.d.sync += [q_first.eq(first_column), q_final.eq(column_last),
+                         q_tile_end.eq(column_last & rsub_last), q_layer.eq(layer),
+                         q_row_base.eq(row_base), q_bits.eq(beat.payload.data)]
+            m.d.sync += [q.eq(a) for q, a in zip(q_acts, acts)]
+        # Stage 2: the lane sums.
+        total = _tree_sum(q_acts)
         sum_shape = signed(bits_for(nout * (2 ** act_bits - 1)) + 1)
         p_sums = [Signal(sum_shape, name=f"p_sum{j}") for j in range(lanes)]
         p_layer = Signal.like(layer)
         p_row_base = Signal.like(row_base)
-        m.d.sync += p_valid.eq(fire)
-        with m.If(fire):
-            m.d.sync += [p_first.eq(first_column), p_final.eq(column_last),
-                         p_tile_end.eq(column_last & rsub_last), p_layer.eq(layer),
-                         p_row_base.eq(row_base)]
-            for j in range(lanes):
-                bits = beat.payload.data[j * nout:(j + 1) * nout]
-                m.d.sync += p_sums[j].eq(lane_sum(bits, acts, total))
+        m.d.sync += [p_valid.eq(q_valid), p_first.eq(q_first), p_final.eq(q_final),
+                     p_tile_end.eq(q_tile_end), p_layer.eq(q_layer), p_row_base.eq(q_row_base)]
+        for j in range(lanes):
+            m.d.sync += p_sums[j].eq(lane_sum(q_bits[j * nout:(j + 1) * nout], q_acts, total))
 
-        # Stage 2: the accumulator ring and the drain ring.
+        # Stage 3: the accumulator ring and the drain ring.
         acc_bits = self._requantizer.acc_bits
         tile_max = max(s.tile for s in specs)
         accs = [Signal(signed(acc_bits), name=f"acc{i}") for i in range(tile_max)]
