@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The inference engine on the shipped container: cycles per image, Fmax, area, weight bits read.
 
     nice python benchmarks/engine.py                        # lanes 1, 2, 4; UP5K and LFE5U-85F
