@@ -101,7 +101,8 @@ def engine_manifest(top_component, top):
         "logit_bits": engine.logit_bits,
         "result": {"port": "m_res_tdata", "width": result.size,
                    "cls": {"lsb": 0, "width": Shape.cast(result["cls"].shape).width},
-                   "logits": {"lsb": Shape.cast(result["cls"].shape).width, "bits": engine.logit_bits,
+                   "logits": {"lsb": Shape.cast(result["cls"].shape).width,
+                              "bits": engine.logit_bits,
                               "meaning": "logit i in bits [lsb + i*bits, lsb + (i+1)*bits), "
                                          "two's complement"}},
         "error": {"port": "error", "bits": {"0": "bad_config", "1": "zero_chunks",

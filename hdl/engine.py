@@ -2,10 +2,10 @@
 
 Structure (one clock domain, ``sync``)::
 
-    desc, data ─> Decryptor ─> beats of L chunks ─┐
-    image ─> image loader ─> image memory (2 slots)┴─> L lane sums ─> T accumulators ─> drain
-          hidden memory (2 slots) <─ packer <─ Requantizer <─ drain (one row per cycle) <─┘
-                                   result <─ logits + running argmax <─┘ (last layer)
+    desc, data ─> Decryptor ─> beats of L chunks ──┐
+    image ─> loader ─> image memory (2 slots) ─────┴─> L lane sums ─> T accumulators ─> drain
+       hidden memory (2 slots) <─ packer <─ Requantizer <─ drain (one row per cycle) <─┘
+                               result <─ logits + running argmax <─┘ (last layer)
 
 Every layer is stored in the ``tiled`` weight order with ``T % L == 0`` (``docs/engine.md``), so
 each beat is ``L`` rows of one column chunk ``c``: one activation word (``nout`` activations, a
@@ -23,7 +23,7 @@ after the other (a layer needs all of the previous one's outputs); the image mem
 slots, so the next image loads while the current one runs.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2

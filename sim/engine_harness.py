@@ -4,8 +4,8 @@ A Verilog harness (written per run, its sizes baked in) reads the weight stream 
 (descriptors, data words with ``tlast``) and every image's pixels from ``$readmemh`` files,
 replays the weight stream once per image, drives all four streams (with ``+stall=P``, each
 stream's valid and the result's ready withheld with chance P percent, never withdrawing a beat
-offered; ``+seed=N`` varies the pattern), and writes every result beat, with its cycle, to a file; with ``+trace`` also every
-requantized output. It runs on Verilator (``--binary``) or Icarus; no Python runs per cycle.
+offered; ``+seed=N`` varies the pattern), and writes every result beat, with its cycle, to a
+file; with ``+trace`` also every requantized output. It runs on Verilator (``--binary``) or Icarus; no Python runs per cycle.
 :func:`run_images` then compares every logit and class with the integer model and, on a
 mismatch, names the image, the first layer that differs and the output index (from the trace,
 re-running that image alone when the long run had no trace).
@@ -108,8 +108,8 @@ module engine_harness;
       else word_pos <= word_pos + 1;
     end
     if (!word_valid || word_ready)
-      word_valid <= go(lfsr >> 7) && !(word_valid && word_pos == WORDS - 1 && word_image == IMAGES - 1)
-                    && word_image < IMAGES;
+      word_valid <= go(lfsr >> 7) && word_image < IMAGES
+                    && !(word_valid && word_pos == WORDS - 1 && word_image == IMAGES - 1);
     if (pixel_valid && pixel_ready) pixel <= pixel + 1;
     if (!pixel_valid || pixel_ready)
       pixel_valid <= go(lfsr >> 14) && (pixel + (pixel_valid ? 1 : 0)) < IMAGES * PIXELS;
@@ -177,7 +177,11 @@ def _simulate(sidecar, network, verilog, images, build_dir, simulator, stall, se
     built = time.perf_counter()
     command += [f"+stall={int(round(100 * stall))}", f"+seed={seed}"] + \
         (["+trace"] if trace else [])
-    subprocess.run(command, cwd=build_dir, check=True, capture_output=True, text=True)
+    try:
+        subprocess.run(command, cwd=build_dir, check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as error:
+        raise TestbenchFailed(f"the {simulator} run failed (exit {error.returncode}) in "
+                              f"{build_dir}") from None
     done = time.perf_counter()
     lines = (build_dir / "results.txt").read_text(encoding="ascii").split("\n")
     lines = [line for line in lines if line]

@@ -7,10 +7,9 @@ logit and class with :class:`flexor.integer.IntegerProgram`, and report the RTL'
 to the integer and the float model's.
 """
 
+import json
 from pathlib import Path
 from typing import NamedTuple
-
-import json
 
 import numpy as np
 

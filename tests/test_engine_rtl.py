@@ -99,5 +99,6 @@ def test_harness_catches_a_constant_off_by_one(tmp_path):
     image = int(np.nonzero(changed.any(axis=1))[0][0])
     verilog = generate(tmp_path, broken, width=16, lanes=2)
     sidecar = json.loads(Path(sidecar_path(str(verilog))).read_text(encoding="utf-8"))
-    with pytest.raises(TestbenchFailed, match=rf"image {image}, layer {layer_index}, output {row}:"):
+    where = rf"image {image}, layer {layer_index}, output {row}:"
+    with pytest.raises(TestbenchFailed, match=where):
         run_images(sidecar, network, verilog, images, tmp_path / "verilator")
