@@ -193,6 +193,10 @@ class Requantizer(wiring.Component):
 class InferenceEngine(wiring.Component):
     """FleXOR inference: the decryptor and the datapath behind it, one beat per cycle.
 
+    The constructor (``network``, ``width``, ``lanes``, keyword-only) and the members below are
+    the stable interface boards build on (``docs/engine.md``); ``result`` and ``trace`` payloads
+    are sized from the network.
+
     Parameters
     ----------
     network : :class:`flexor.network.StreamedNetwork`
