@@ -16,9 +16,11 @@ from flexor.cli import (
     write_files_atomically,
 )
 from flexor.container import Container
+from flexor.network import StreamedNetwork
 from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
+from .engine import DEFAULT_ENGINE_TOP, engine_files
 from .equivalence import check_decoder_file, prove_decoder
 from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
@@ -71,6 +73,9 @@ def build_parser():
                            help="emit the decryptor with AXI4-Stream ports instead of the bare "
                                 "network; each --nin (seed + its position) or --matrix, in "
                                 "command-line order, is one configuration")
+    decryptor.add_argument("--engine", action="store_true",
+                           help="emit the inference engine (decryptor + datapath, "
+                                "docs/engine.md) for the integer program of --weights")
     decryptor.add_argument("--weights", metavar="CONTAINER",
                            help="take the configuration table from an encrypted-weight "
                                 "container (instead of --nin/--matrix)")
@@ -174,15 +179,20 @@ def main(argv=None):
         return report_proof(check_decoder_file(args.check))
     if args.output is None:
         raise CliError("the following arguments are required: -o/--output (or --check)")
+    if args.decryptor and args.engine:
+        raise CliError("--decryptor and --engine exclude each other (the engine holds one)")
     if args.top is None:
-        args.top = DEFAULT_DECRYPTOR_TOP if args.decryptor else DEFAULT_TOP
+        args.top = DEFAULT_ENGINE_TOP if args.engine else \
+            DEFAULT_DECRYPTOR_TOP if args.decryptor else DEFAULT_TOP
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.top):
         raise CliError(f"--top must be a Verilog identifier, not {args.top!r}")
     if args.decryptor:
         return decryptor_main(args)
+    if args.engine:
+        return engine_main(args)
     for option in ("width", "lanes", "weights"):
         if getattr(args, option) is not None:
-            raise CliError(f"--{option} applies only with --decryptor")
+            raise CliError(f"--{option} applies only with --decryptor or --engine")
     options = [option for option, _ in args.config_specs]
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
@@ -210,6 +220,25 @@ def decryptor_main(args):
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}")
+    return 0
+
+
+def engine_main(args):
+    for option in ("registered", "prove"):
+        if getattr(args, option):
+            raise CliError(f"--{option} applies to the bare decoder, not --engine")
+    if args.weights is None:
+        raise CliError("--engine needs --weights CONTAINER")
+    if args.config_specs or args.nout is not None:
+        raise CliError("--weights gives the configurations: drop --nin/--nout/--matrix")
+    network = StreamedNetwork.from_container(Container.load(args.weights))
+    width = 32 if args.width is None else args.width
+    lanes = 1 if args.lanes is None else args.lanes
+    files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
+    write_files_atomically(files)
+    shape = "-".join(str(n) for n in [network.program.inputs] +
+                     [layer.outputs for layer in network.program.layers])
+    print(f"wrote {' and '.join(files)}: engine {shape}, width {width}, lanes {lanes}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``python -m sim``: the trained weights streamed through the generated decryptor RTL in cocotb.
+"""``python -m sim``: the trained weights streamed through the generated decryptor RTL in cocotb;
+``python -m sim --infer``: test images through the generated inference engine, every logit checked.
 
 Generates the decryptor for the container's configurations, streams every bit-plane of every
 layer through the Verilog (Icarus or Verilator), checks every decrypted bit and every ``last``
@@ -13,19 +14,32 @@ from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_c
 from flexor.container import ContainerError
 
 from .decoder import probability
+from .infer import run_inference
 from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed
 from .weights import run_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "digits_mlp_0p8.npz"
+DEFAULT_ENGINE_WEIGHTS = DEFAULT_WEIGHTS.parent / "fmnist_mlp.npz"
+
+
+def image_count(text):
+    """``--count``: a positive integer or ``all``."""
+    return None if text == "all" else positive_int(text)
 
 
 def build_parser():
     parser = CliParser(prog="python -m sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), metavar="FILE",
+    parser.add_argument("--weights", metavar="FILE",
                         help="encrypted-weight container (default: the shipped "
-                             "weights/digits_mlp_0p8.npz)")
-    parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
-                        help="Verilog simulator (default: icarus)")
+                             "weights/digits_mlp_0p8.npz, with --infer weights/fmnist_mlp.npz)")
+    parser.add_argument("--infer", action="store_true",
+                        help="run test images through the inference engine instead (Verilog "
+                             "harness at the simulator's speed, every logit checked against "
+                             "the integer model; default simulator verilator)")
+    parser.add_argument("--count", type=image_count, default=100,
+                        help="with --infer: test images to run, or 'all' (default: 100)")
+    parser.add_argument("--simulator", choices=SIMULATORS,
+                        help="Verilog simulator (default: icarus; with --infer verilator)")
     parser.add_argument("--width", type=positive_int, default=32,
                         help="memory word width: 8, 16, 32 or 64 (default: 32)")
     parser.add_argument("--lanes", type=positive_int, default=1,
@@ -62,8 +76,47 @@ def print_summary(args, run):
           f"{'identical' if run.predictions_equal else 'DIFFER'}")
 
 
+def print_inference(args, run):
+    print(f"engine     {args.weights}: width {args.width}, lanes {args.lanes}, "
+          f"{args.simulator}, stall {args.stall}, seed {args.seed}")
+    print(f"checked    {run.images} images: every logit and class equal to the integer model")
+    print(f"accuracy   RTL {100 * run.rtl_correct / run.images:.2f}% ({run.rtl_correct}/"
+          f"{run.images}), integer {100 * run.integer_correct / run.images:.2f}%, float "
+          f"{100 * run.float_correct / run.images:.2f}% ({run.float_correct}/{run.images})")
+    print(f"cycles     {run.cycles_per_image} per image (bound {run.cycle_bound}; "
+          f"{run.beats_per_image} beats + {run.layers} x {run.layer_overhead} overhead = "
+          f"{run.beats_per_image + run.layers * run.layer_overhead}), {run.cycles} in all")
+    print(f"simulator  {run.cycles / run.seconds:,.0f} cycles/s, {run.images / run.seconds:,.1f} "
+          f"images/s ({run.seconds:.1f} s, build {run.build_seconds:.1f} s)")
+
+
+def infer_main(args):
+    args.weights = args.weights or str(DEFAULT_ENGINE_WEIGHTS)
+    args.simulator = args.simulator or "verilator"
+    if args.waves:
+        raise CliError("--waves applies to the decryptor run, not --infer")
+    try:
+        run = run_inference(args.weights, args.build_dir, count=args.count, width=args.width,
+                            lanes=args.lanes, simulator=args.simulator, stall=args.stall,
+                            seed=args.seed)
+    except (SimulatorMissing, TestbenchFailed, ContainerError) as error:
+        raise CliError(str(error)) from None
+    except OSError as error:
+        raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
+    print_inference(args, run)
+    if run.rtl_correct != run.integer_correct:
+        print("FAIL: the RTL's accuracy differs from the integer model's", file=sys.stderr)
+        return 1
+    print("PASS")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.infer:
+        return infer_main(args)
+    args.weights = args.weights or str(DEFAULT_WEIGHTS)
+    args.simulator = args.simulator or "icarus"
     try:
         run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
                           simulator=args.simulator, stall=args.stall, seed=args.seed,

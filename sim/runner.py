@@ -74,7 +74,7 @@ def _first_failure(results_xml):
 
 
 def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", env=None,
-                  waves=False, quiet=True):
+                  waves=False, quiet=True, icarus_args=()):
     """Compile ``sources`` and run the cocotb tests of ``test_module`` on module ``top``.
 
     Parameters
@@ -89,6 +89,8 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
         Fresh directory for this build; the waveform (``--waves``) lands here too.
     env : dict of str, optional
         Extra environment for the testbench (it reads its parameters from there).
+    icarus_args : sequence of str
+        Extra ``iverilog`` arguments (after the runner's own ``-g2012``).
 
     Returns the path of the results XML; raises :class:`TestbenchFailed` when a test failed.
     """
@@ -98,7 +100,7 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(simulator)
-    build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else []
+    build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else list(icarus_args)
     project_root = str(Path(__file__).resolve().parent.parent)
     test_env = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root,
                                                             os.environ.get("PYTHONPATH")]))}

@@ -99,7 +99,7 @@ def test_matrix_files_become_configurations_in_order(tmp_path):
      "--registered applies to the bare decoder, not --decryptor"),
     (["--nin", "8", "--nin", "9", "--nout", "20"],
      "--nin and --matrix may be repeated only with --decryptor"),
-    (["--nin", "8", "--nout", "20", "--width", "32"], "--width applies only with --decryptor"),
+    (["--nin", "8", "--nout", "20", "--width", "32"], "--width applies only with --decryptor or --engine"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, message):
     for nout in (16, 20):

@@ -1,0 +1,41 @@
+"""Run :mod:`sim.tb_engine` (cocotb) on a generated engine: the Python entry for tests."""
+
+import json
+import tempfile
+from pathlib import Path
+
+from flexor.stream import layers_to_json
+from gen.verilog import sidecar_path
+
+from .runner import run_testbench
+
+__all__ = ["ICARUS_ARGS", "check_engine"]
+
+#: Icarus must read Amaranth's Verilog as Verilog-2005: under its default -g2012, declaration
+#: initializers raise no event at time 0, so an ``always @*`` block that reads only registers
+#: still at their initial value never runs and its outputs stay x (seen with the engine's
+#: per-layer constants, which depend on the layer register alone).
+ICARUS_ARGS = ("-g2005",)
+
+
+def check_engine(verilog, network, images, *, simulator="icarus", seed=0, stall=None,
+                 reset_at=None, build_dir=None):
+    """Simulate ``verilog`` (generated for ``network``) on ``images`` in cocotb: every output of
+    every layer and every result checked against the integer model as it appears.
+
+    ``stall``: chance per cycle that ``desc``/``data``/``image`` valid or ``result`` ready is
+    withheld; ``reset_at``: cycle of a reset, after which everything is sent again. Raises
+    :class:`~sim.runner.TestbenchFailed` with the first mismatch (image, layer, output).
+    """
+    stimulus = {"layers": layers_to_json(network.stream_layers()),
+                "images": [[int(p) for p in image] for image in images], "seed": seed,
+                "stall": stall or {}, "reset_at": reset_at}
+    sidecar = json.loads(Path(sidecar_path(str(verilog))).read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="flexor-engine-") as scratch:
+        build = Path(build_dir or Path(scratch) / simulator)
+        build.mkdir(parents=True, exist_ok=True)
+        (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
+        run_testbench(sources=[verilog], top=sidecar["top"], test_module="sim.tb_engine",
+                      build_dir=build, simulator=simulator, icarus_args=ICARUS_ARGS,
+                      env={"FLEXOR_SIDECAR": str(Path(sidecar_path(str(verilog))).resolve()),
+                           "FLEXOR_STIMULUS": str((build / "stimulus.json").resolve())})
