@@ -1,6 +1,8 @@
-"""Amaranth gateware for FleXOR: the XOR-gate network and the weight-streaming decryptor."""
+"""Amaranth gateware for FleXOR: the XOR-gate network, the weight-streaming decryptor and
+the inference engine behind it."""
 
 from .decryptor import Decryptor
+from .engine import InferenceEngine, Requantizer
 from .xor_network import XorNetwork, XorStage
 
-__all__ = ["XorNetwork", "XorStage", "Decryptor"]
+__all__ = ["XorNetwork", "XorStage", "Decryptor", "InferenceEngine", "Requantizer"]
