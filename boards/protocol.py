@@ -24,16 +24,18 @@ import struct
 import zlib
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from hdl.engine import result_layout
 
 from .crc import ChunkCrc32
 from .slip import SlipDecoder, SlipEncoder, SlipReader, decoder_output_layout, slip_encode
 
 __all__ = ["OK", "BAD_REQUEST", "ENGINE_ERROR", "STATUS_NAMES", "LOGIT_BYTES", "Answer",
            "encode_request", "request_length", "encode_answer", "decode_answer",
-           "answer_length", "AnswerReader", "verdict_layout", "result_layout",
+           "answer_length", "AnswerReader", "verdict_layout",
            "RequestReceiver", "AnswerSender"]
 
 OK, BAD_REQUEST, ENGINE_ERROR = 0, 1, 2
@@ -125,12 +127,6 @@ def verdict_layout():
     return data.StructLayout({"tag": 8, "ok": 1})
 
 
-def result_layout(classes, logit_bits):
-    """What the engine answers for one image: the class and the integer logits."""
-    return data.StructLayout({"label": range(classes),
-                              "logits": data.ArrayLayout(signed(logit_bits), classes)})
-
-
 class RequestReceiver(wiring.Component):
     """Reads request frames from the UART: pixels to the engine, then the request's verdict.
 
@@ -150,6 +146,8 @@ class RequestReceiver(wiring.Component):
     verdict : ``Out(stream.Signature(verdict_layout()))``
         One per non-empty frame, after its last pixel. The receiver reads no more of the line
         until it is taken.
+    busy : ``Out(1)``
+        From a frame's first payload byte until its verdict is taken.
     """
 
     def __init__(self, *, pixels):
@@ -158,7 +156,8 @@ class RequestReceiver(wiring.Component):
         self._pixels = pixels
         super().__init__({"i": In(stream.Signature(8)), "line_error": In(1),
                           "pixels": Out(stream.Signature(8)),
-                          "verdict": Out(stream.Signature(verdict_layout()))})
+                          "verdict": Out(stream.Signature(verdict_layout())),
+                          "busy": Out(1)})
 
     pixels_per_image = property(lambda self: self._pixels)
 
@@ -182,7 +181,8 @@ class RequestReceiver(wiring.Component):
         with m.If(self.line_error):
             m.d.sync += bad.eq(1)
         m.d.comb += crc.data.eq(beat.payload.data)
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.busy.eq((count != 0) | ~fsm.ongoing("receive"))
             with m.State("receive"):
                 m.d.comb += beat.ready.eq(slot_free)
                 with m.If(beat.valid & beat.ready):
@@ -239,8 +239,8 @@ class AnswerSender(wiring.Component):
     Members
     -------
     verdict : ``In(stream.Signature(verdict_layout()))``
-    result : ``In(stream.Signature(result_layout(classes, logit_bits)))``
-        One per verdict, in the same order; both are taken together.
+    result : ``In(stream.Signature(hdl.engine.result_layout(classes, logit_bits)))``
+        The engine's results, one per verdict, in the same order; both are taken together.
     engine_error : ``In(1)``
         Sticky error of the weight path; answers carry :data:`ENGINE_ERROR` while it is high.
     o : ``Out(stream.Signature(8))``
@@ -284,10 +284,12 @@ class AnswerSender(wiring.Component):
         with m.Else():
             m.d.comb += status.eq(BAD_REQUEST)
         label = Signal(8)
-        m.d.comb += label.eq(self.result.payload.label)
+        m.d.comb += label.eq(self.result.payload.cls)
         # Each logit sign-extended to int32 (`.eq` of a signed value into a wider signal).
         logits = [Signal(8 * LOGIT_BYTES, name=f"logit{k}") for k in range(self._classes)]
-        m.d.comb += [wide.eq(value) for wide, value in zip(logits, self.result.payload.logits)]
+        packed = self.result.payload.logits
+        m.d.comb += [wide.eq(packed.word_select(k, self._logit_bits).as_signed())
+                     for k, wide in enumerate(logits)]
         loaded = Cat(self.verdict.payload.tag, status, label, *logits)
         in_body = index < body_bytes
         crc_byte = crc.value.word_select((index - body_bytes)[:2], 8)

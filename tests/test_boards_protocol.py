@@ -304,7 +304,9 @@ def run_sender(results, *, classes, logit_bits, engine_error=False, seed=0):
             for _ in range(int(rng.integers(0, 4))):
                 await ctx.tick()
             ctx.set(dut.result.valid, 1)
-            ctx.set(dut.result.payload, {"label": label, "logits": list(logits)})
+            mask = (1 << logit_bits) - 1
+            ctx.set(dut.result.payload, {"cls": label, "logits": sum(
+                (value & mask) << (k * logit_bits) for k, value in enumerate(logits))})
             await ctx.tick().until(dut.result.ready)
             ctx.set(dut.verdict.valid, 0)
             ctx.set(dut.result.valid, 0)
