@@ -16,6 +16,7 @@ from .build import (
     TOOLCHAINS,
     ToolMissing,
     bitstream_path,
+    build_environment,
     build_bitstream,
     parse_build_reports,
     program_board,
@@ -24,8 +25,8 @@ from .image import MemoryTooSmall, WeightImage, container_layers, word_width
 from .platforms import BOARDS, board_by_name
 from .report import parse_report
 from .simulate import simulate_selftest
-from .classify import (DEFAULT_BAUD, ClassifyTop, check_classify_fits, memory_budget,
-                       streamed_network)
+from .classify import (DEFAULT_BAUD, ClassifyTop, check_classify_fits, classify_image,
+                       memory_budget, streamed_network)
 from .host import BoardError, BoardLink, ProgressBar, classify_images
 from .protocol import answer_length, request_length
 from .top import BoardTop
@@ -231,19 +232,18 @@ def simulate(weights, lanes):
 
 
 def _prepare_top(args, board):
-    """The board top of ``args.app``, after checking that its memories fit ``board``."""
+    """The board top of ``args.app``, after checking that its memories fit ``board`` and that
+    the tools are there. The weights are checked before any gateware object exists."""
     if args.app == "selftest":
         image = load_image(args.weights, args.lanes)
         image.check_fits(board)
+        build_environment(board, args.toolchain)
         return BoardTop(image=image, lanes=args.lanes, leds=board.leds), image
-    top = ClassifyTop(network=load_network(args.weights), lanes=args.lanes, board=board,
-                      baud=args.baud)
-    try:
-        check_classify_fits(board, top.app.image, top.app.engine)
-    except MemoryTooSmall:
-        # Refused before elaboration: the unbuilt engine is expected, not worth a warning.
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        raise
+    network = load_network(args.weights)
+    classify_image(network, args.lanes).check_fits(board)
+    build_environment(board, args.toolchain)
+    top = ClassifyTop(network=network, lanes=args.lanes, board=board, baud=args.baud)
+    check_classify_fits(board, top.app.image, top.app.engine)     # the engine's buffers too
     return top, top.app.image
 
 
@@ -256,14 +256,10 @@ def build(args):
         build_dir.mkdir(parents=True, exist_ok=True)
         build_bitstream(board, top, build_dir=build_dir, toolchain=args.toolchain,
                         quiet=not args.verbose)
-    except ToolMissing as error:
-        raise CliError(str(error)) from None
-    except subprocess.CalledProcessError as error:
-        raise CliError(f"the build failed ({error.cmd[-1]} exited with status "
-                       f"{error.returncode}); the tools' logs are in {build_dir}, -v shows "
-                       f"their output") from None
-    except OSError as error:
-        raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
+    except Exception as error:
+        # A refused or failed build leaves its top unelaborated: expected, not worth a warning.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        raise _build_error(error, build_dir) from None
     if args.app == "selftest":
         report = build_report(board, image, lanes=args.lanes, weights=args.weights,
                               toolchain=args.toolchain, build_dir=build_dir)
@@ -275,6 +271,19 @@ def build(args):
     (print_report if args.app == "selftest" else print_classify_report)(report)
     print(f"{'report':<12} {report_path}")
     return 0
+
+
+def _build_error(error, build_dir):
+    """The one-line error a failed build reports (the error itself when it is one already)."""
+    if isinstance(error, ToolMissing):
+        return CliError(str(error))
+    if isinstance(error, subprocess.CalledProcessError):
+        return CliError(f"the build failed ({error.cmd[-1]} exited with status "
+                        f"{error.returncode}); the tools' logs are in {build_dir}, -v shows "
+                        f"their output")
+    if isinstance(error, OSError):
+        return CliError(f"cannot use {error.filename}: {error.strerror}")
+    return error
 
 
 def classify(args):
