@@ -1,9 +1,11 @@
 """``python -m boards``: list the supported boards, build the self-test or the classify
 bitstream, flash it, and classify images on a board from the host."""
 
+import argparse
 import json
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -49,14 +51,15 @@ def build_parser():
     commands.add_parser("list", help="supported boards with device, clock and block RAM")
     build = commands.add_parser("build", help="bitstream plus resource and Fmax report")
     program = commands.add_parser("program", help="flash a built bitstream")
-    simulate = commands.add_parser("simulate", help="run the self-test's logic in Amaranth's "
-                                   "simulator and print what its UART sends")
+    simulate = commands.add_parser("simulate", help="selftest: run its logic in Amaranth's "
+                                   "simulator and print what its UART sends; classify: run its "
+                                   "logic in Verilator behind a pseudo-terminal")
     classify = commands.add_parser("classify", help="send test images to a board running the "
                                    "classify application and check its answers")
     for sub in (build, program, classify):
         sub.add_argument("--board", required=True, choices=list(BOARDS), metavar="NAME",
                          help=f"one of: {', '.join(BOARDS)}")
-    for sub in (build, program):
+    for sub in (build, program, simulate):
         sub.add_argument("--app", choices=APPS, default="selftest",
                          help="selftest (default) or classify")
         sub.add_argument("--build-dir", metavar="DIR",
@@ -77,6 +80,10 @@ def build_parser():
                           "(/dev/ttyUSB1, a pty, or a pyserial URL)")
     classify.add_argument("--count", type=positive_int, default=100,
                           help="test images to send, from the first (default: 100)")
+    simulate.add_argument("--count", type=positive_int,
+                          help="classify: send this many test images through the simulated "
+                               "board with the host tool and exit with its status (default: "
+                               "print the pty's path and serve until interrupted)")
     classify.add_argument("--timeout", type=float, default=2.0,
                           help="seconds to wait for one answer (default: 2)")
     classify.add_argument("--retries", type=nonnegative_int, default=3,
@@ -231,6 +238,42 @@ def simulate(weights, lanes):
     return 0 if report["passed"] and report["crc"] == image.crc else 1
 
 
+def simulate_classify(args):
+    """The classify app's logic on Verilator behind a pty: serve it, or run the host on it."""
+    from .classify import ClassifyApp
+    from .pty_sim import SIMULATION_DIVISOR, SimulatedBoard, build_simulator
+
+    app = ClassifyApp(network=load_network(args.weights), lanes=args.lanes,
+                      divisor=SIMULATION_DIVISOR)
+    try:
+        executable = build_simulator(app, args.build_dir or "build/pty-sim")
+    except subprocess.CalledProcessError as error:
+        raise CliError(f"the Verilator build failed: "
+                       f"{error.stderr.decode(errors='replace').strip().splitlines()[-1]}") \
+            from None
+    with SimulatedBoard(executable) as board:
+        if args.count is None:
+            print(f"simulated classify board on {board.path}; in another shell: python -m "
+                  f"boards classify --board icebreaker --port {board.path}; Ctrl-C ends it",
+                  flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        host = argparse.Namespace(board="icebreaker", port=board.path, count=args.count,
+                                  weights=args.weights, baud=DEFAULT_BAUD, timeout=10.0,
+                                  retries=3, data_root=None, output=None)
+        try:
+            status = classify(host)
+        except BoardError as error:
+            raise CliError(str(error)) from None
+    stats = board.stats
+    print(f"simulated    {stats.cycles} cycles; {stats.latency / max(1, stats.answers):.0f} "
+          f"cycles from a request's last bit to its answer's first")
+    return status
+
+
 def _prepare_top(args, board):
     """The board top of ``args.app``, after checking that its memories fit ``board`` and that
     the tools are there. The weights are checked before any gateware object exists."""
@@ -340,6 +383,8 @@ def main(argv=None):
         args.weights = str(DEFAULT_CLASSIFY_WEIGHTS if classifies else DEFAULT_WEIGHTS)
     if getattr(args, "baud", "") is None:
         args.baud = DEFAULT_BAUD
+    if args.command == "simulate" and args.app == "classify":
+        return simulate_classify(args)
     if args.command == "simulate":
         return simulate(args.weights, args.lanes)
     if args.command == "classify":
