@@ -21,8 +21,6 @@ from pathlib import Path
 
 from amaranth.build.run import LocalBuildProducts
 
-from .top import BoardTop
-
 __all__ = ["TOOLCHAINS", "ToolMissing", "build_bitstream", "parse_build_reports",
            "program_board", "bitstream_path", "DESIGN_NAME"]
 
@@ -88,17 +86,16 @@ def build_environment(board, toolchain):
     return env
 
 
-def build_bitstream(board, image, *, lanes, build_dir, toolchain="yowasp", quiet=True):
-    """Elaborate :class:`~boards.top.BoardTop` for ``board`` and run synthesis, place and route.
+def build_bitstream(board, top, *, build_dir, toolchain="yowasp", quiet=True):
+    """Elaborate ``top`` (a board top of :mod:`boards.top` or :mod:`boards.classify`) for
+    ``board`` and run synthesis, place and route.
 
-    The weights are checked against the board's block RAM first
-    (:meth:`~boards.image.WeightImage.check_fits`). Returns the build directory as a ``Path``;
-    raises ``subprocess.CalledProcessError`` when a tool fails (its log is in the directory).
+    The caller checks first that the design's memories fit the board. Returns the build
+    directory as a ``Path``; raises ``subprocess.CalledProcessError`` when a tool fails (its
+    log is in the directory).
     """
-    image.check_fits(board)
     env = build_environment(board, toolchain)
     platform = board.make_platform()
-    top = BoardTop(image=image, lanes=lanes, leds=board.leds)
     plan = platform.prepare(top, DESIGN_NAME)
     build_dir = Path(build_dir)
     stdout = subprocess.DEVNULL if quiet else None
@@ -114,19 +111,22 @@ _FMAX = re.compile(r"Max frequency for clock '[^']*': ([0-9.]+) MHz")
 # Yosys >= 0.4x prints "<count> <cell>", older releases "<cell> <count>".
 _CELL = re.compile(r"^\s+(?:(\d+)\s+([$\w]+)|([$\w]+)\s+(\d+))\s*$", re.MULTILINE)
 
-#: nextpnr cell names: logic cells (LUT plus flip-flop slots), flip-flops, block RAMs.
+#: nextpnr cell names: logic cells (LUT plus flip-flop slots), flip-flops, block RAMs, single
+#: port RAMs (UP5K only), multipliers.
 _CELL_NAMES = {"ice40": {"logic": "ICESTORM_LC", "ram": "ICESTORM_RAM", "lut": "SB_LUT4",
-                         "ff_prefix": "SB_DFF"},
+                         "ff_prefix": "SB_DFF", "spram": "ICESTORM_SPRAM",
+                         "dsp": "ICESTORM_DSP"},
                "ecp5": {"logic": "TRELLIS_COMB", "ram": "DP16KD", "lut": "LUT4",
-                        "ff_prefix": "TRELLIS_FF"}}
+                        "ff_prefix": "TRELLIS_FF", "spram": None, "dsp": "MULT18X18D"}}
 
 
 def parse_build_reports(board, build_dir):
     """Resource use and post-route Fmax of a finished build, from ``top.tim`` and ``top.rpt``.
 
-    Returns a dict with ``logic_cells``, ``ram_blocks`` (each ``[used, available]``), ``luts``,
-    ``flip_flops`` and ``fmax_mhz``. Raises ``ValueError`` naming the file when a figure is
-    missing.
+    Returns a dict with ``logic_cells``, ``ram_blocks``, ``spram``, ``dsp`` (each ``[used,
+    available]``; ``[0, 0]`` where the device has none), ``luts``, ``flip_flops``, ``fmax_mhz``
+    and ``timing_met`` (nextpnr's verdict at the constrained clock). Raises ``ValueError``
+    naming the file when a figure is missing.
     """
     build_dir = Path(build_dir)
     names = _CELL_NAMES[board.family]
@@ -149,13 +149,17 @@ def parse_build_reports(board, build_dir):
         raise ValueError(f"{nextpnr_log}: no {' and no '.join(missing)}")
     if "Printing statistics." not in yosys:
         raise ValueError(f"{yosys_log}: no cell statistics")
+    last_fmax = nextpnr[nextpnr.rfind("Max frequency for clock"):].splitlines()[0]
     return {
         "logic_cells": utilisation[names["logic"]],
         "luts": cells.get(names["lut"], 0),
         "flip_flops": sum(count for name, count in cells.items()
                           if name.startswith(names["ff_prefix"])),
         "ram_blocks": utilisation[names["ram"]],
+        "spram": utilisation.get(names["spram"], [0, 0]),
+        "dsp": utilisation.get(names["dsp"], [0, 0]),
         "fmax_mhz": float(frequencies[-1]),
+        "timing_met": "(PASS at" in last_fmax,
     }
 
 

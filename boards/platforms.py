@@ -35,6 +35,11 @@ class Board(NamedTuple):
         ``"running"``; ``None`` when the board has no LED for it (running then lights both).
     family : str
         ``"ice40"`` or ``"ecp5"``: selects the tools and the report's cell names.
+    classify_leds : dict
+        LED indices of the classify application: ``"busy"``, ``"error"`` (``None``: none) and
+        ``"label"``, a tuple showing the last class in binary, LSB first.
+    extra_resources : str or None
+        Attribute of the platform holding resources to add for the classify LEDs.
     """
     name: str
     platform: str
@@ -45,6 +50,8 @@ class Board(NamedTuple):
     ram_block_width: int
     leds: dict
     family: str
+    classify_leds: dict
+    extra_resources: object = None
 
     @property
     def ram_block_bits(self):
@@ -63,16 +70,21 @@ class Board(NamedTuple):
 
 
 BOARDS = {board.name: board for board in [
-    # iCEBreaker: red LED 0 (pin 11), green LED 1 (pin 37), user button 0, FTDI UART.
+    # iCEBreaker: red LED 0 (pin 11), green LED 1 (pin 37), user button 0, FTDI UART; the
+    # break-off board's five LEDs are 2 .. 6 once its resources are added.
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "iCE40UP5K", 12e6,
-          30, 256, 16, {"pass": 1, "fail": 0, "running": None}, "ice40"),
+          30, 256, 16, {"pass": 1, "fail": 0, "running": None}, "ice40",
+          {"busy": 1, "error": 0, "label": (2, 3, 4, 5)}, "break_off_pmod"),
     # iCEstick: four red LEDs around a green one (LED 4); no button, power-cycle to rerun.
     Board("icestick", "amaranth_boards.icestick:ICEStickPlatform", "iCE40HX1K", 12e6,
-          16, 256, 16, {"pass": 4, "fail": 0, "running": 1}, "ice40"),
+          16, 256, 16, {"pass": 4, "fail": 0, "running": 1}, "ice40",
+          {"busy": 4, "error": None, "label": (0, 1, 2, 3)}),
     Board("ulx3s-12f", "amaranth_boards.ulx3s:ULX3S_12F_Platform", "LFE5U-12F", 25e6,
-          32, 512, 36, {"pass": 0, "fail": 1, "running": 2}, "ecp5"),
+          32, 512, 36, {"pass": 0, "fail": 1, "running": 2}, "ecp5",
+          {"busy": 6, "error": 7, "label": (0, 1, 2, 3)}),
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "LFE5U-85F", 25e6,
-          208, 512, 36, {"pass": 0, "fail": 1, "running": 2}, "ecp5"),
+          208, 512, 36, {"pass": 0, "fail": 1, "running": 2}, "ecp5",
+          {"busy": 6, "error": 7, "label": (0, 1, 2, 3)}),
 ]}
 
 

@@ -3,21 +3,17 @@
 :class:`SelfTest` is all of the logic and has no pins, so the simulator runs exactly what the
 board runs; :class:`BoardTop` only connects it to a board's clock, LEDs, button and UART::
 
-    descriptor ROM (logic) ─────> desc ─┐
-    data ROM (block RAM) ─> reader ─> data ─┴─> hdl.Decryptor ─> out ─> CRC-32, counters
+    WeightRom: descriptors (logic) ─> desc ─┐
+               data (block RAM) ──> data ─┴─> hdl.Decryptor ─> out ─> CRC-32, counters
                                                                   └─> verdict: LEDs, UART
 
-The data ROM's read port has one cycle of latency. The reader keeps the word it read in the
-port's output register and reads the next address in the same cycle as the decryptor accepts
-the current one (the port is enabled whenever its output is empty or being consumed), so a
-word is delivered every cycle the decryptor is ready, with no bubble.
+:class:`~boards.weight_rom.WeightRom` delivers a word every cycle the decryptor is ready.
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.decryptor import Decryptor
@@ -26,6 +22,7 @@ from .crc import ChunkCrc32
 from .image import WeightImage
 from .report import ReportSender
 from .uart import UartTx, check_divisor, uart_divisor
+from .weight_rom import WeightRom
 
 __all__ = ["SelfTest", "BoardTop", "DEFAULT_BAUD"]
 
@@ -102,8 +99,9 @@ class SelfTest(wiring.Component):
         image = self._image
         m.submodules.decryptor = decryptor = Decryptor(configs=image.configs, width=image.width,
                                                        lanes=self._lanes)
-        self._add_descriptor_source(m, decryptor.desc)
-        self._add_word_reader(m, decryptor.data)
+        m.submodules.rom = rom = WeightRom(image=image)
+        wiring.connect(m, rom.desc, decryptor.desc)
+        wiring.connect(m, rom.data, decryptor.data)
         result = self._add_checker(m, decryptor)
         # Registered so that no long path ends at an output pin.
         m.d.sync += [self.passed.eq(result["done"] & result["ok"]),
@@ -112,33 +110,6 @@ class SelfTest(wiring.Component):
         self._add_reporter(m, result)
         # The restart input resets every register of the self-test, decryptor included.
         return ResetInserter(self.restart)(m)
-
-    def _add_descriptor_source(self, m, desc):
-        """Descriptor beats (a few) from logic, one per cycle while the decryptor takes them."""
-        descriptors = self._image.descriptors
-        index = Signal(range(len(descriptors) + 1))
-        m.d.comb += desc.valid.eq(index < len(descriptors))
-        with m.Switch(index):
-            for position, word in enumerate(descriptors):
-                with m.Case(position):
-                    m.d.comb += desc.payload.eq(word)
-        with m.If(desc.valid & desc.ready):
-            m.d.sync += index.eq(index + 1)
-
-    def _add_word_reader(self, m, data):
-        """Data words from block RAM at one word per cycle (see the module docstring)."""
-        image = self._image
-        count = len(image.words)
-        m.submodules.rom = rom = Memory(shape=image.width, depth=count, init=image.words)
-        port = rom.read_port()
-        address = Signal(range(count + 1))
-        advance = ~data.valid | data.ready
-        at_end = Cat(address == end for end in image.layer_ends).any()
-        m.d.comb += [port.addr.eq(address), port.en.eq(advance), data.payload.data.eq(port.data)]
-        with m.If(advance):
-            m.d.sync += [data.valid.eq(address < count), data.payload.last.eq(at_end)]
-            with m.If(address < count):
-                m.d.sync += address.eq(address + 1)
 
     def _add_checker(self, m, decryptor):
         """CRC and counters over the decryptor's output.

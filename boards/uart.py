@@ -1,10 +1,12 @@
-"""A UART transmitter (8 data bits, no parity, 1 stop bit) and its inverse for testbenches."""
+"""A UART transmitter and receiver (8 data bits, no parity, 1 stop bit), and their inverses
+for testbenches."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UartTx", "check_divisor", "uart_divisor", "decode_uart"]
+__all__ = ["UartTx", "UartRx", "check_divisor", "uart_divisor", "decode_uart", "encode_uart"]
 
 
 def uart_divisor(clock_hz, baud):
@@ -69,6 +71,96 @@ class UartTx(wiring.Component):
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)
         return m
+
+
+class UartRx(wiring.Component):
+    """Receives 8N1 bytes from an asynchronous line, ``divisor`` cycles per bit.
+
+    The line goes through a two-flip-flop synchronizer first (it comes from another clock). A
+    start bit is confirmed in its middle, the data bits are sampled in theirs and the stop bit
+    too; the receiver is ready for the next start bit right after that sample, so a sender up
+    to about 4 % fast or slow is still read correctly.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit, at least 2.
+
+    Members
+    -------
+    rx : ``In(1, init=1)``
+        The serial line, idle high.
+    o : ``Out(stream.Signature(8))``
+        Received bytes, one register; a byte that arrives while the previous one is still
+        waiting replaces nothing and is lost (``error`` pulses).
+    error : ``Out(1)``
+        One-cycle pulse: a stop bit was low (framing error) or a byte was lost (overrun).
+    """
+
+    rx: In(1, init=1)
+    o: Out(stream.Signature(8))
+    error: Out(1)
+
+    def __init__(self, *, divisor):
+        self._divisor = check_divisor(divisor)
+        if divisor < 2:
+            raise ValueError(f"divisor must be at least 2 for the receiver, not {divisor!r}")
+        super().__init__()
+
+    divisor = property(lambda self: self._divisor)
+
+    def elaborate(self, platform):
+        m = Module()
+        line = Signal(init=1)
+        m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
+        divisor = self._divisor
+        timer = Signal(range(divisor))
+        shift = Signal(8)
+        bit = Signal(range(10))                 # 0: start, 1..8: data, 9: stop
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        m.d.sync += self.error.eq(0)
+        with m.FSM():
+            with m.State("idle"):
+                with m.If(~line):
+                    m.d.sync += [timer.eq(divisor // 2 - 1), bit.eq(0)]
+                    m.next = "bit"
+            with m.State("bit"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(bit == 0):
+                    # A glitch shorter than half a bit is not a start bit.
+                    m.d.sync += [timer.eq(divisor - 1), bit.eq(1)]
+                    with m.If(line):
+                        m.next = "idle"
+                with m.Elif(bit != 9):
+                    m.d.sync += [timer.eq(divisor - 1), bit.eq(bit + 1),
+                                 shift.eq(Cat(shift[1:], line))]
+                with m.Else():
+                    with m.If(~line):
+                        m.d.sync += self.error.eq(1)
+                        m.next = "break"
+                    with m.Else():
+                        with m.If(self.o.valid & ~self.o.ready):
+                            m.d.sync += self.error.eq(1)
+                        with m.Else():
+                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shift)]
+                        m.next = "idle"
+            with m.State("break"):
+                # After a framing error wait for the line to return high before a start bit.
+                with m.If(line):
+                    m.next = "idle"
+        return m
+
+
+def encode_uart(data, divisor, *, idle=0):
+    """Line levels, one per clock cycle, that send ``data`` as back-to-back 8N1 frames after
+    ``idle`` high cycles (what a testbench drives into :class:`UartRx`)."""
+    levels = [1] * idle
+    for byte in data:
+        for level in [0] + [byte >> k & 1 for k in range(8)] + [1]:
+            levels += [level] * divisor
+    return levels
 
 
 def decode_uart(levels, divisor):

@@ -123,6 +123,8 @@ Info: Device utilisation:
 Info: \t         ICESTORM_LC:    1140/   5280    21%
 Info: \t        ICESTORM_RAM:       8/     30    26%
 Info: \t               SB_IO:       5/     39    12%
+Info: \t      ICESTORM_SPRAM:       2/      4    50%
+Info: \t        ICESTORM_DSP:       1/      8    12%
 Info: Max frequency for clock 'cd_sync.clk': 22.31 MHz (PASS at 12.00 MHz)
 Info: Max frequency for clock 'cd_sync.clk': 19.94 MHz (PASS at 12.00 MHz)
 """
@@ -160,7 +162,17 @@ def test_build_report_takes_post_route_fmax_and_cell_counts(tmp_path, yosys_log,
     (tmp_path / "top.rpt").write_text("1.1. Printing statistics.\n   999 SB_LUT4\n" + yosys_log)
     figures = parse_build_reports(board_by_name("icebreaker"), tmp_path)
     assert figures == {"logic_cells": [1140, 5280], "ram_blocks": [8, 30], "luts": luts,
-                       "flip_flops": flip_flops, "fmax_mhz": 19.94}
+                       "flip_flops": flip_flops, "fmax_mhz": 19.94, "spram": [2, 4],
+                       "dsp": [1, 8], "timing_met": True}
+
+
+def test_build_report_says_when_timing_fails_at_the_board_clock(tmp_path):
+    # Only the last (post-route) line counts: here it fails while the first one passed.
+    (tmp_path / "top.tim").write_text(NEXTPNR_ICE40_LOG.replace(
+        "19.94 MHz (PASS at 12.00 MHz)", "11.20 MHz (FAIL at 12.00 MHz)"))
+    (tmp_path / "top.rpt").write_text(YOSYS_070_LOG)
+    figures = parse_build_reports(board_by_name("icebreaker"), tmp_path)
+    assert figures["fmax_mhz"] == 11.20 and figures["timing_met"] is False
 
 
 def test_build_report_without_fmax_names_the_log(tmp_path):

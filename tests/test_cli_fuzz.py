@@ -280,7 +280,7 @@ def golden_selftest(image, *, lanes=1, **_):
 
 
 FIGURES = {"logic_cells": [100, 5280], "ram_blocks": [2, 30], "luts": 90, "flip_flops": 80,
-           "fmax_mhz": 50.0}
+           "fmax_mhz": 50.0, "spram": [0, 4], "dsp": [0, 8], "timing_met": True}
 BOARDS_OPTIONS = {"--board": ["icebreaker", "icestick", "ulx3s-85f", "nope", ""],
                   "--build-dir": "dir", "--weights": "container", "--lanes": "small",
                   "--toolchain": ["yowasp", "system", "x"], "-v": None}
