@@ -78,6 +78,9 @@ def build_parser():
                            help="memory word width: 8, 16, 32 or 64 (default: 32)")
     decryptor.add_argument("--lanes", type=positive_int,
                            help="chunks decrypted per output beat (default: 1)")
+    decryptor.add_argument("--pipeline", action="store_true",
+                           help="the pipelined decryptor: same ports, protocol and rate, a "
+                                "clock close to the XOR network's, more latency and area")
     parser.set_defaults(config_specs=[])
     parser.add_argument("-o", "--output", metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
@@ -183,6 +186,8 @@ def main(argv=None):
     for option in ("width", "lanes", "weights"):
         if getattr(args, option) is not None:
             raise CliError(f"--{option} applies only with --decryptor")
+    if args.pipeline:
+        raise CliError("--pipeline applies only with --decryptor")
     options = [option for option, _ in args.config_specs]
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
@@ -206,10 +211,12 @@ def decryptor_main(args):
     configs = reporting_warnings(decryptor_configs, args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top)
+    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
+                            pipeline=args.pipeline)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
-          f" -> nout {configs[0].nout}, width {width}, lanes {lanes}")
+          f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
+          + (", pipelined" if args.pipeline else ""))
     return 0
 
 

@@ -15,7 +15,8 @@ from hdl import Decryptor
 
 from .verilog import port_list, sidecar_path, to_verilog, tool_versions
 
-__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest"]
+__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest",
+           "latency_manifest"]
 
 DEFAULT_DECRYPTOR_TOP = "flexor_decryptor"
 
@@ -37,8 +38,8 @@ class DecryptorTop(wiring.Component):
         Sticky: bit 0 configuration index out of range, bit 1 zero chunk count.
     """
 
-    def __init__(self, *, configs, width, lanes):
-        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes)
+    def __init__(self, *, configs, width, lanes, pipeline=False):
+        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
         super().__init__({
             "s_desc_tdata": In(DESCRIPTOR_WIDTH), "s_desc_tvalid": In(1), "s_desc_tready": Out(1),
             "s_axis_tdata": In(width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -90,12 +91,30 @@ def dumps_manifest(manifest):
     return text + "\n"
 
 
-def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP):
+def latency_manifest(core):
+    """The sidecar's ``latency``: the rule of ``docs/stream-protocol.md`` and its figures."""
+    return {
+        "descriptor": core.latency,
+        "word": core.word_latency,
+        "word_start": core.word_start,
+        "rule": "with nothing stalled, a beat is valid `descriptor` cycles after its layer's "
+                "descriptor is accepted and `word` cycles after the last data word it needs "
+                "is accepted, whichever is later; a layer's first word is accepted at the "
+                "earliest `word_start` cycles after its descriptor",
+        "first_beat": [core.first_beat_latency(index) for index in range(len(core.configs))],
+        "first_beat_meaning": "per configuration: cycles from the descriptor to the first "
+                              "beat of a layer of at least `lanes` chunks whose words are "
+                              "offered from the descriptor's cycle on",
+    }
+
+
+def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP,
+                    pipeline=False):
     """Generate the decryptor: ``{verilog_path: text, sidecar_path: text}``.
 
     Raises ``TypeError``/``ValueError`` (one line) for parameters :class:`hdl.Decryptor` refuses.
     """
-    component = DecryptorTop(configs=configs, width=width, lanes=lanes)
+    component = DecryptorTop(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
     core = component.decryptor
     text = to_verilog(component, top)
     nout = core.nout
@@ -106,8 +125,9 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
         "lanes": lanes,
         "nout": nout,
         "nin": [config.nin for config in core.configs],
+        "pipeline": pipeline,
         "buffer_width": core.buffer_width,
-        "latency": core.latency,
+        "latency": latency_manifest(core),
         "layer_gap": core.layer_gap,
         "descriptor": {
             "port": "s_desc_tdata", "width": DESCRIPTOR_WIDTH,
