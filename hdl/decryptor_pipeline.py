@@ -40,12 +40,13 @@ from .xor_network import xor_rows
 __all__ = ["PIPELINE_LATENCY", "PIPELINE_WORD_LATENCY", "PIPELINE_WORD_START",
            "pipeline_spans", "elaborate_pipelined"]
 
-#: Descriptor accepted -> first beat: queue, planner, beat queue, snapshot, lanes, output.
-PIPELINE_LATENCY = 6
+#: Descriptor accepted -> first beat: intake, queue, planner, beat queue, snapshot, lanes,
+#: output.
+PIPELINE_LATENCY = 7
 #: The word that completes a beat accepted -> the beat: FIFO, snapshot, lanes, output.
 PIPELINE_WORD_LATENCY = 4
 #: Cycles after its descriptor's acceptance at which a layer's first word can be accepted:
-#: the descriptor passes the desc queue, then its ``keep`` entry the kind queue.
+#: the intake register, then its entry in the kind queue.
 PIPELINE_WORD_START = 2
 
 
@@ -60,10 +61,11 @@ def _at_most(value, bound):
 
 def pipeline_spans(configs, width, lanes):
     """``(most words a beat spans, FIFO slots)``: a beat of configuration ``k`` starts at a
-    multiple of ``gcd(nin_k, width)`` below ``width``; one slot more than the widest span lets
-    a word enter every cycle while a beat waits for its last word."""
+    multiple of ``gcd(nin_k, width)`` below ``width``. Two slots more than the widest span let
+    a word enter every cycle while a beat waits for its last word: "a slot is free" is a
+    register, so it does not see the slots a firing beat frees in the same cycle."""
     span = max(-(-(width - gcd(c.nin, width) + lanes * c.nin) // width) for c in configs)
-    return span, span + 1
+    return span, span + 2
 
 
 def _queue2(m, name, fields, in_valid, incoming, take):
@@ -106,46 +108,68 @@ def elaborate_pipelined(dut):
                     m.d.comb += need.eq(count * xor_config.nin)
         return need
 
-    # Descriptor queue: each entry classified on the way in.
+    # Intake register: the descriptor as it came, plus the halves of its tests that one level
+    # of logic gives (which nibbles of `chunks` are non-zero, the low bits' compares with
+    # lanes, 2 * lanes, 3 * lanes, the index check), so that the full tests are shallow too.
     payload = dut.desc.payload
-    chunks = payload.chunks
-    zero = chunks == 0
-    bad_config = ~_at_most(payload.config, len(configs) - 1)
-    final0 = _at_most(chunks, lanes)
+    low_bits = 4 * -(-bits_for(3 * lanes) // 4)          # whole nibbles
+    r_valid = Signal()
+    r_chunks = Signal(CHUNKS_BITS)
+    r_config = Signal(config_shape)
+    r_nibbles = Signal(CHUNKS_BITS // 4)                 # nibble n of chunks is non-zero
+    r_low = Signal(3)                                    # chunks[:low_bits] <= (j + 1) * lanes
+    r_config_ok = Signal()
+    moves = Signal()
+    m.d.comb += dut.desc.ready.eq(~r_valid | moves)
+    with m.If(dut.desc.ready):
+        m.d.sync += [r_valid.eq(dut.desc.valid), r_chunks.eq(payload.chunks),
+                     r_config.eq(payload.config),
+                     r_nibbles.eq(Cat(payload.chunks.word_select(n, 4) != 0
+                                      for n in range(CHUNKS_BITS // 4))),
+                     r_low.eq(Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3))),
+                     r_config_ok.eq(_at_most(payload.config, len(configs) - 1))]
+    # The planner's chunk counter keeps `counter_bits` low bits in binary and the rest in
+    # nibble digits whose borrows ripple one digit per cycle: no carry chain of 32 bits.
+    counter_bits = max(low_bits, 4 * -(-bits_for(16 * lanes - 1) // 4))
+    zero = ~r_nibbles.any()
+    high_zero = ~r_nibbles[low_bits // 4:].any()
+    final0 = high_zero & r_low[0]
+    count_bits_of = r_chunks[:count_bits]
     fields = {"chunks": CHUNKS_BITS, "config": config_shape, "zero": 1, "bad_config": 1,
-              "final": 1, "f1": 1, "f2": 1, "count": range(lanes + 1)}
-    incoming = {"chunks": chunks, "config": payload.config,
-                "zero": zero, "bad_config": bad_config, "final": final0,
-                "f1": _at_most(chunks, 2 * lanes), "f2": _at_most(chunks, 3 * lanes),
-                "count": Mux(final0, chunks[:count_bits], lanes)}
+              "final": 1, "f1": 1, "f2": 1, "digits_zero": 1, "need_last": range(lanes * 64 + 1),
+              "need_full": range(lanes * 64 + 1)}
+    incoming = {"chunks": r_chunks, "config": r_config, "zero": zero, "bad_config": ~r_config_ok,
+                "final": final0, "f1": high_zero & r_low[1], "f2": high_zero & r_low[2],
+                "digits_zero": ~r_nibbles[counter_bits // 4:].any(),
+                "need_last": need_of(r_config, count_bits_of),
+                "need_full": need_of(r_config, lanes)}
+    # From the intake, every descriptor enters both queues at once: the kind queue (for the
+    # data side) and the planner's queue. Each side passes over what is not its own (a
+    # zero-chunk entry has no words, a bad one no beats).
     pop = Signal()
-    desc_ready, head_valid, head, spare_valid, spare = _queue2(m, "desc", fields,
-                                                               dut.desc.valid, incoming, pop)
-    m.d.comb += dut.desc.ready.eq(desc_ready)
-
-    # Kind queue: one entry per layer with data words, keep (1) or skip (0) them. It is fed
-    # from the desc queue as early as possible (the head, else the spare), so the data side can
-    # run ahead of the planner; `*_kinded` mark the entries already fed.
     kind_pop = Signal()
-    head_kinded = Signal()
-    spare_kinded = Signal()
-    from_head = head_valid & ~head.zero & ~head_kinded
-    from_spare = spare_valid & ~spare.zero & ~spare_kinded & (head_kinded | head.zero)
+    desc_ready, head_valid, head, _, _ = _queue2(m, "desc", fields, moves, incoming, pop)
     kind_ready, kind_valid, kind, _, _ = _queue2(
-        m, "kind", {"keep": 1}, from_head | from_spare,
-        {"keep": Mux(from_head, ~head.bad_config, ~spare.bad_config)}, kind_pop)
-    head_fed = head_kinded | (from_head & kind_ready)
-    spare_fed = spare_kinded | (from_spare & kind_ready)
-    with m.If(~head_valid | pop):
-        m.d.sync += [head_kinded.eq(spare_valid & spare_fed), spare_kinded.eq(0)]
-    with m.Else():
-        m.d.sync += [head_kinded.eq(head_fed), spare_kinded.eq(spare_valid & spare_fed)]
+        m, "kind", {"keep": 1, "none": 1}, moves,
+        {"keep": ~zero & r_config_ok, "none": zero}, kind_pop)
+    m.d.comb += moves.eq(r_valid & desc_ready & kind_ready)
+    with m.If(moves):
+        m.d.sync += [dut.error.bad_config.eq(dut.error.bad_config | ~r_config_ok),
+                     dut.error.zero_chunks.eq(dut.error.zero_chunks | zero)]
     head_good = ~head.zero & ~head.bad_config
 
     # Planner: the layer being cut into beats.
     planning = Signal()
     p_config = Signal(config_shape)
-    p_remaining = Signal(CHUNKS_BITS)        # chunks not yet planned, this beat's included
+    # Chunks not yet planned, this beat's included: p_low + 2**counter_bits * (the digits,
+    # nibble j worth 16**j, minus a borrow pending into each digit). The digits reach their
+    # value a few cycles late, which p_digits_zero (all zero, none pending, a cycle ago) can
+    # afford: from the borrow that empties them the count needs >= 11 beats to reach 4 * lanes.
+    p_low = Signal(counter_bits)
+    digits = (CHUNKS_BITS - counter_bits) // 4
+    p_digits = [Signal(4, name=f"p_digit{j}") for j in range(digits)]
+    p_pending = Signal(max(digits, 1))
+    p_digits_zero = Signal()
     p_final = Signal()                       # p_remaining <= lanes
     p_f1 = Signal()                          # p_remaining <= 2 * lanes
     p_f2 = Signal()                          # p_remaining <= 3 * lanes
@@ -156,24 +180,30 @@ def elaborate_pipelined(dut):
     emit = Signal()
     beat_ready = Signal()
     m.d.comb += emit.eq(planning & beat_ready)
-    planner_free = ~planning | (p_final & emit)
-    # A zero-chunk head leaves at once; another once its kind entry is in (or goes in now),
-    # a good one when the planner is free.
-    m.d.comb += pop.eq(head_valid & (head.zero | (head_fed & (~head_good | planner_free))))
-    load = pop & head_good
-    with m.If(pop):
-        m.d.sync += [dut.error.bad_config.eq(dut.error.bad_config | head.bad_config),
-                     dut.error.zero_chunks.eq(dut.error.zero_chunks | head.zero)]
+    # The planner takes the head when it is free; a head that is not good only passes.
+    m.d.comb += pop.eq(head_valid & (~planning | (p_final & beat_ready)))
 
-    after_count = Mux(p_f1, (p_remaining - lanes)[:count_bits], lanes)
-    with m.If(load):
-        m.d.sync += [planning.eq(1), p_config.eq(head.config), p_remaining.eq(head.chunks),
+    after_count = Mux(p_f1, (p_low - lanes)[:count_bits], lanes)
+    borrow = emit & (p_low < lanes)
+    m.d.sync += p_digits_zero.eq(~Cat(*p_digits).any() & ~p_pending.any())
+    for j, digit in enumerate(p_digits):
+        with m.If(p_pending[j]):
+            m.d.sync += digit.eq(digit - 1)
+    m.d.sync += p_pending.eq(Cat(borrow, *(p_pending[j] & (p_digits[j] == 0)
+                                           for j in range(digits - 1))))
+    with m.If(pop):
+        m.d.sync += [planning.eq(head_good), p_config.eq(head.config),
+                     p_low.eq(head.chunks[:counter_bits]), p_pending.eq(0),
+                     p_digits_zero.eq(head.digits_zero),
+                     *(digit.eq(head.chunks[counter_bits + 4 * j:counter_bits + 4 * j + 4])
+                       for j, digit in enumerate(p_digits)),
                      p_final.eq(head.final), p_f1.eq(head.f1), p_f2.eq(head.f2),
-                     p_count.eq(head.count), p_need.eq(need_of(head.config, head.count)),
+                     p_count.eq(Mux(head.final, head.chunks[:count_bits], lanes)),
+                     p_need.eq(Mux(head.final, head.need_last, head.need_full)),
                      p_offset.eq(0)]
     with m.Elif(emit):
-        m.d.sync += [p_remaining.eq(p_remaining - lanes), p_final.eq(p_f1), p_f1.eq(p_f2),
-                     p_f2.eq(_at_most(p_remaining, 4 * lanes)), p_count.eq(after_count),
+        m.d.sync += [p_low.eq(p_low - lanes), p_final.eq(p_f1), p_f1.eq(p_f2),
+                     p_f2.eq(p_digits_zero & (p_low <= 4 * lanes)), p_count.eq(after_count),
                      p_need.eq(need_of(p_config, after_count)),
                      p_offset.eq((p_offset + p_need)[:word_bits])]
         with m.If(p_final):
@@ -198,10 +228,13 @@ def elaborate_pipelined(dut):
     write_at = Signal(slots, init=1)         # one-hot
     read_at = Signal(range(slots))
     room = ~have[-1]
-    m.d.comb += dut.data.ready.eq(kind_valid & (~kind.keep | room))
+    # `keep` entries always have words (`none` is only set with `keep` clear): `take` is one
+    # gate of four registers, as it drives every slot's enable.
+    m.d.comb += dut.data.ready.eq(kind_valid & Mux(kind.keep, room, ~kind.none))
     word = dut.data.valid & dut.data.ready
-    take = word & kind.keep
-    m.d.comb += kind_pop.eq(word & dut.data.payload.last)
+    take = Signal()
+    m.d.comb += take.eq(dut.data.valid & kind_valid & kind.keep & room)
+    m.d.comb += kind_pop.eq((kind_valid & kind.none) | (word & dut.data.payload.last))
     for k, slot in enumerate(fifo):
         with m.If(take & write_at[k]):
             m.d.sync += slot.eq(dut.data.payload.data)

@@ -285,9 +285,9 @@ def test_public_attributes():
     assert dut.data.payload.shape().size == 33
     assert dut.out.payload.shape().size == 2 * 20 + 2 + 1
     assert (dut.pipeline, dut.latency, dut.word_latency, dut.word_start) == (False, 3, 2, 0)
-    # The pipelined variant: a FIFO of whole words, one more than a beat spans: 38 bits of
+    # The pipelined variant: a FIFO of whole words, two more than a beat spans: 38 bits of
     # nin 19 starting at bit 31 of a word span 3 words.
     fast = Decryptor(configs=configs, width=32, lanes=2, pipeline=True)
-    assert (fast.pipeline, fast.latency, fast.word_latency, fast.word_start) == (True, 6, 4, 2)
-    assert fast.buffer_width == 4 * 32
+    assert (fast.pipeline, fast.latency, fast.word_latency, fast.word_start) == (True, 7, 4, 2)
+    assert fast.buffer_width == 5 * 32
     assert fast.signature == dut.signature
