@@ -8,12 +8,16 @@ PY      = $(VENV)/bin/python
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A CPU build of torch that installs quickly; an unpinned torch pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
+FASHION_MNIST = /usr/share/datasets/fashion-mnist
 
 .PHONY: setup demo test clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -qq && \
 	    $(SUDO) apt-get install -y -qq --no-install-recommends iverilog; }
+	@# Fashion-MNIST (the four IDX .gz files): the shipped container's tests and flexor.eval.
+	@[ -f $(FASHION_MNIST)/t10k-images-idx3-ubyte.gz ] || { $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends dataset-fashion-mnist; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"

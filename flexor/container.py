@@ -37,27 +37,37 @@ import zlib
 import numpy as np
 
 from .golden import pack_bits, unpack_bits
+from .weight_order import check_order, chunk_count
 from .xor_config import XorConfig
 
-__all__ = ["Container", "Layer", "Plane", "ContainerError", "FORMAT", "VERSION", "MAX_NIN",
-           "MAX_ACTIVATION", "TOPOLOGY_OPS", "encode_container"]
+__all__ = ["Container", "Layer", "Plane", "IntegerStep", "ContainerError", "FORMAT", "VERSION",
+           "VERSIONS", "MAX_NIN", "MAX_ACTIVATION", "TOPOLOGY_OPS", "encode_container"]
 
 FORMAT = "flexor-container"
-VERSION = 1
+#: The version written when the content needs it (a tiled weight order, a ``quantize`` op or an
+#: integer program); content that version 1 can express is written as version 1, byte for byte
+#: as before.
+VERSION = 2
+VERSIONS = (1, 2)
 #: Widest chunk the hardware decryptor accepts (the hardware flow's limit, enforced here).
 MAX_NIN = 64
 #: Most values one activation may hold per sample (a bound against absurd headers, far above
 #: any network the flow targets: ResNet-20 on CIFAR-10 peaks at 16 x 32 x 32 = 16384).
 MAX_ACTIVATION = 2 ** 24
-#: Flatten order of every weight tensor: PyTorch's row-major ``[out, in, kh, kw]``.
+#: Weight order of version 1 (the only one it has): PyTorch's row-major ``[out, in, kh, kw]``.
 FLATTEN = "row-major"
 #: Topology operations and the keys each one needs besides ``op``.
 TOPOLOGY_OPS = {
     "reshape": ("shape",), "linear": ("layer",), "conv2d": ("layer",),
     "batchnorm": ("name", "eps"), "relu": (), "maxpool2d": ("kernel",), "flatten": (),
     "global_avgpool": (), "push": (), "add_shortcut": ("stride", "pad_channels"),
+    "quantize": ("name", "bits"),
 }
+#: Operations that exist from format version 2 on.
+V2_OPS = ("quantize",)
 BATCHNORM_TENSORS = ("mean", "var", "weight", "bias")
+#: Activation widths of a ``quantize`` op and of the integer program.
+ACTIVATION_BITS = range(1, 9)
 
 _TRAILER = b"flexor-sha256:"
 _DIGEST_CHARS = 64
@@ -134,10 +144,14 @@ class Layer:
     bias : float32 array ``(out,)`` or None
     stride, padding : int
         Convolution geometry (``conv2d`` only; square kernels, no dilation or groups).
+    flatten : str
+        Weight order of the planes (:mod:`flexor.weight_order`): ``row-major`` or ``tiled``.
+    tile : int or None
+        Rows per tile of the ``tiled`` order (``None`` for ``row-major``).
     """
 
     def __init__(self, *, name, kind, shape, precision, planes=(), alpha=None, weight=None,
-                 bias=None, stride=1, padding=0):
+                 bias=None, stride=1, padding=0, flatten=FLATTEN, tile=None):
         if not isinstance(name, str) or not name:
             raise ContainerError(f"layer name must be a non-empty string, not {name!r}")
         self.name = name
@@ -159,6 +173,11 @@ class Layer:
         self.bias = None if bias is None else np.asarray(bias)
         self.stride = _check_int("stride", stride)
         self.padding = _check_int("padding", padding, minimum=0)
+        try:
+            check_order(flatten, tile)
+        except ValueError as error:
+            raise ContainerError(f"layer {name}: {error}") from None
+        self.flatten, self.tile = flatten, tile
         self._check_arrays()
 
     def _check_arrays(self):
@@ -179,6 +198,15 @@ class Layer:
     @property
     def n_weights(self):
         return math.prod(self.shape)
+
+    @property
+    def row_length(self):
+        """Weights per output channel (``m`` of :mod:`flexor.weight_order`)."""
+        return self.n_weights // self.shape[0]
+
+    def chunks(self, nout):
+        """Chunks of ``nout`` decrypted bits per plane in the layer's weight order."""
+        return chunk_count(self.flatten, self.shape[0], self.row_length, nout, self.tile)
 
     @property
     def q(self):
@@ -205,13 +233,60 @@ class Layer:
     def record(self):
         """The JSON record of the layer (arrays excluded)."""
         record = {"name": self.name, "kind": self.kind, "shape": list(self.shape),
-                  "flatten": FLATTEN, "precision": self.precision, "q": self.q,
+                  "flatten": self.flatten, "precision": self.precision, "q": self.q,
                   "planes": [{"config": p.config, "chunks": p.chunks, "bits": p.n_bits}
                              for p in self.planes],
                   "bias": self.bias is not None}
         if self.kind == "conv2d":
             record.update(stride=self.stride, padding=self.padding)
+        if self.tile is not None:
+            record["tile"] = self.tile
         return record
+
+
+class IntegerStep:
+    """One layer of the stored integer program (``docs/integer-program.md``); the weights are
+    the decrypted planes of container layer ``layer``.
+
+    Parameters
+    ----------
+    layer : int
+        Index of the encrypted layer in :attr:`Container.layers`.
+    mult : int16 array ``(q, out)``
+        Signed multipliers, ``|mult| <= 2**15 - 1``.
+    offset : int64 array ``(out,)``
+    shift : int
+        Right shift, ``0 .. 48``.
+    in_bits : int
+        Width of the unsigned inputs (8 for the first step: the raw pixels).
+    out_bits : int or None
+        Width of the clamped outputs, ``None`` for the last step (the logits).
+    """
+
+    def __init__(self, *, layer, mult, offset, shift, in_bits, out_bits):
+        self.layer = _check_int("integer layer", layer, minimum=0)
+        self.mult = np.asarray(mult)
+        self.offset = np.asarray(offset)
+        for name, array, dtype, rank in (("mult", self.mult, np.int16, 2),
+                                         ("offset", self.offset, np.int64, 1)):
+            if array.dtype != dtype or array.ndim != rank:
+                raise ContainerError(f"integer step of layer {layer}: {name} must be a "
+                                     f"{rank}-D {np.dtype(dtype)} array, not {array.dtype} of "
+                                     f"shape {array.shape}")
+        if self.mult.size and int(np.abs(self.mult.astype(np.int64)).max()) > 2 ** 15 - 1:
+            raise ContainerError(f"integer step of layer {layer}: mult -32768 is outside "
+                                 f"+-(2**15 - 1)")
+        self.shift = _check_int("integer shift", shift, minimum=0)
+        if self.shift > 48:
+            raise ContainerError(f"integer step of layer {layer}: shift must be in 0..48, not "
+                                 f"{shift}")
+        self.in_bits = _check_bits(f"integer step of layer {layer}: in_bits", in_bits)
+        self.out_bits = None if out_bits is None else \
+            _check_bits(f"integer step of layer {layer}: out_bits", out_bits)
+
+    def record(self):
+        return {"layer": self.layer, "shift": self.shift, "in_bits": self.in_bits,
+                "out_bits": self.out_bits}
 
 
 class Container:
@@ -230,17 +305,24 @@ class Container:
         Other parameters the topology names, e.g. ``bn0.mean`` for a ``batchnorm`` op ``bn0``.
     metadata : dict
         JSON-ready training metadata (data set spec, seed, accuracy, command, ...).
+    integer : list of IntegerStep, optional
+        The integer program (``docs/integer-program.md``): one step per weight layer in the
+        topology's order; ``None`` when the network has none (float activations or layers).
+        :meth:`flexor.integer.IntegerProgram.from_container` builds the runnable program.
 
     Raises :class:`ContainerError` when the parts disagree (chunk or bit counts, configuration
-    indices, missing tensors, unknown operations).
+    indices, missing tensors, unknown operations, an integer program that does not fit the
+    layers and topology).
     """
 
-    def __init__(self, *, configs, layers, topology, tensors=None, metadata=None):
+    def __init__(self, *, configs, layers, topology, tensors=None, metadata=None,
+                 integer=None):
         self.configs = list(configs)
         self.layers = list(layers)
         self.topology = topology
         self.tensors = dict(tensors or {})
         self.metadata = dict(metadata or {})
+        self.integer = None if integer is None else list(integer)
         self._validate()
 
     # -- consistency -------------------------------------------------------------------------
@@ -263,6 +345,56 @@ class Container:
             for index, plane in enumerate(layer.planes):
                 self._check_plane(layer, index, plane)
         self._check_topology()
+        if self.integer is not None:
+            self._check_integer()
+
+    def _check_integer(self):
+        """The integer program must mirror the topology: per weight layer, in order, an xor
+        layer followed (hidden layers) by the ``quantize`` op whose bits are its ``out_bits``,
+        inputs of 8 bits first and of the previous ``out_bits`` after."""
+        ops = self.topology["ops"]
+        weight_ops = [i for i, op in enumerate(ops) if op["op"] in ("linear", "conv2d")]
+        if len(self.integer) != len(weight_ops):
+            raise ContainerError(f"integer program has {len(self.integer)} steps, the topology "
+                                 f"{len(weight_ops)} weight layers")
+        in_bits = 8
+        for number, (step, position) in enumerate(zip(self.integer, weight_ops)):
+            where = f"integer step {number}"
+            if not isinstance(step, IntegerStep):
+                raise ContainerError(f"{where}: must be an IntegerStep, not {step!r}")
+            if step.layer != ops[position]["layer"]:
+                raise ContainerError(f"{where}: layer {step.layer}, but the topology's weight "
+                                     f"layer {number} is layer {ops[position]['layer']}")
+            layer = self.layers[step.layer]
+            if layer.precision != "xor" or layer.kind != "linear":
+                raise ContainerError(f"{where}: layer {layer.name} is a {layer.precision} "
+                                     f"{layer.kind} layer; the integer program runs encrypted "
+                                     f"linear layers only")
+            if step.mult.shape != (layer.q, layer.shape[0]) or \
+                    step.offset.shape != (layer.shape[0],):
+                raise ContainerError(f"{where}: mult {step.mult.shape} and offset "
+                                     f"{step.offset.shape} do not fit layer {layer.name} "
+                                     f"(q {layer.q}, {layer.shape[0]} outputs)")
+            if step.in_bits != in_bits:
+                raise ContainerError(f"{where}: in_bits {step.in_bits}, but its inputs have "
+                                     f"{in_bits} bits")
+            end = (weight_ops + [len(ops)])[number + 1]
+            following = [op["op"] for op in ops[position + 1:end]]
+            if following[:1] == ["batchnorm"]:
+                following = following[1:]
+            if end == len(ops):
+                if following or step.out_bits is not None:
+                    raise ContainerError(f"{where}: the last step gives the logits (out_bits "
+                                         f"null, no op after the layer but one batch norm)")
+                break
+            if following != ["quantize"]:
+                raise ContainerError(f"{where}: layer {layer.name} must be followed by one "
+                                     f"quantize op (and before it at most one batch norm), not "
+                                     f"{following}")
+            if step.out_bits != ops[end - 1]["bits"]:
+                raise ContainerError(f"{where}: out_bits {step.out_bits}, but the quantize op "
+                                     f"after layer {layer.name} has {ops[end - 1]['bits']} bits")
+            in_bits = step.out_bits
 
     def _check_plane(self, layer, index, plane):
         where = f"layer {layer.name} plane {index}"
@@ -270,16 +402,16 @@ class Container:
             raise ContainerError(f"{where}: configuration index {plane.config} out of range "
                                  f"(the container has {len(self.configs)})")
         config = self.configs[plane.config]
-        chunks = -(-layer.n_weights // config.nout)
+        chunks = layer.chunks(config.nout)
         if plane.chunks != chunks or plane.nin != config.nin:
             raise ContainerError(f"{where}: {plane.chunks} chunks of {plane.nin} bits, but "
-                                 f"{layer.n_weights} weights at nout {config.nout} need "
-                                 f"{chunks} chunks of nin {config.nin} "
-                                 f"(ceil(n/Nout)*Nin = {chunks * config.nin} bits)")
+                                 f"{layer.n_weights} weights at nout {config.nout} in the "
+                                 f"{layer.flatten} order need {chunks} chunks of nin "
+                                 f"{config.nin} ({chunks * config.nin} bits)")
         if plane.packed.size != -(-plane.n_bits // 8):
             raise ContainerError(f"{where}: {plane.packed.size} bytes hold "
                                  f"{8 * plane.packed.size} bits, but the plane has "
-                                 f"ceil(n/Nout)*Nin = {plane.n_bits} bits")
+                                 f"chunks*Nin = {plane.n_bits} bits")
         if plane.n_bits % 8 and plane.packed[-1] >> (plane.n_bits % 8):
             raise ContainerError(f"{where}: padding bits past bit {plane.n_bits} are not zero")
 
@@ -346,6 +478,16 @@ class Container:
             return (math.prod(shape),)
         if name == "relu":
             return shape
+        if name == "quantize":
+            bits = op["bits"]
+            need(_is_int(bits) and bits in ACTIVATION_BITS, f"bits must be an integer in 1..8, "
+                 f"not {bits!r}")
+            tensor = self.tensors.get(f"{op['name']}.scale")
+            need(tensor is not None, f"tensor {op['name']}.scale is missing")
+            need(tensor.dtype == np.float32 and tensor.shape == (1,) and
+                 bool(np.isfinite(tensor).all()) and float(tensor[0]) > 0,
+                 f"tensor {op['name']}.scale must be one positive finite float32")
+            return shape
         if name == "push":
             stack.append(shape)
             return shape
@@ -411,13 +553,26 @@ class Container:
 
     # -- serialization -----------------------------------------------------------------------
 
+    @property
+    def version(self):
+        """The format version the content needs: 2 for a tiled order, a ``quantize`` op or an
+        integer program, else 1."""
+        needs_v2 = (self.integer is not None or
+                    any(layer.flatten != FLATTEN for layer in self.layers) or
+                    any(op["op"] in V2_OPS for op in self.topology["ops"]))
+        return 2 if needs_v2 else 1
+
     def header(self):
         """The JSON header (without arrays)."""
-        return {"format": FORMAT, "version": VERSION,
-                "configs": [config.to_dict() for config in self.configs],
-                "layers": [layer.record() for layer in self.layers],
-                "topology": self.topology, "tensors": sorted(self.tensors),
-                "metadata": self.metadata}
+        header = {"format": FORMAT, "version": self.version,
+                  "configs": [config.to_dict() for config in self.configs],
+                  "layers": [layer.record() for layer in self.layers],
+                  "topology": self.topology, "tensors": sorted(self.tensors),
+                  "metadata": self.metadata}
+        if self.version >= 2:
+            header["integer"] = (None if self.integer is None else
+                                 {"steps": [step.record() for step in self.integer]})
+        return header
 
     def arrays(self):
         """Every array, by member name (``layer{i}.plane{p}``, ``layer{i}.alpha``, ...)."""
@@ -430,6 +585,9 @@ class Container:
                     arrays[f"layer{i}.{part}"] = getattr(layer, part)
         for name in sorted(self.tensors):
             arrays[f"tensor.{name}"] = self.tensors[name]
+        for s, step in enumerate(self.integer or ()):
+            arrays[f"integer{s}.mult"] = step.mult
+            arrays[f"integer{s}.offset"] = step.offset
         return arrays
 
     def to_bytes(self):
@@ -470,16 +628,22 @@ class Container:
     def _from_parts(cls, header, arrays):
         if header.get("format") != FORMAT:
             raise ContainerError(f"not a FleXOR container (format {header.get('format')!r})")
-        if header.get("version") != VERSION:
-            raise ContainerError(f"unsupported container version {header.get('version')!r} "
-                                 f"(this code reads version {VERSION})")
+        version = header.get("version")
+        if not _is_int(version) or version not in VERSIONS:
+            raise ContainerError(f"unsupported container version {version!r} (this code reads "
+                                 f"versions {', '.join(map(str, VERSIONS))})")
         try:
             configs = [XorConfig.from_dict(data) for data in header["configs"]]
-            layers = [_layer_from_record(i, record, arrays, configs)
+            layers = [_layer_from_record(i, record, arrays, configs, version)
                       for i, record in enumerate(header["layers"])]
             tensors = {name: _member(arrays, f"tensor.{name}") for name in header["tensors"]}
-            return cls(configs=configs, layers=layers, topology=header["topology"],
-                       tensors=tensors, metadata=header["metadata"])
+            integer = _integer_from_header(header, arrays) if version >= 2 else None
+            container = cls(configs=configs, layers=layers, topology=header["topology"],
+                            tensors=tensors, metadata=header["metadata"], integer=integer)
+            if container.version != version:
+                raise ContainerError(f"version {version} file, but its content is that of "
+                                     f"version {container.version}")
+            return container
         except ContainerError:
             raise
         except KeyError as error:
@@ -500,6 +664,24 @@ def _check_activation(where, shape):
     if math.prod(shape) > MAX_ACTIVATION:
         raise ContainerError(f"{where}: an activation of shape {shape} has more than "
                              f"{MAX_ACTIVATION} values per sample")
+
+
+def _check_bits(name, value):
+    if not _is_int(value) or value not in ACTIVATION_BITS:
+        raise ContainerError(f"{name} must be an integer in 1..8, not {value!r}")
+    return value
+
+
+def _integer_from_header(header, arrays):
+    section = header["integer"]
+    if section is None:
+        return None
+    if not isinstance(section, dict) or not isinstance(section.get("steps"), list):
+        raise ContainerError("integer must be null or an object with a 'steps' list")
+    return [IntegerStep(layer=step["layer"], mult=_member(arrays, f"integer{s}.mult"),
+                        offset=_member(arrays, f"integer{s}.offset"), shift=step["shift"],
+                        in_bits=step["in_bits"], out_bits=step["out_bits"])
+            for s, step in enumerate(section["steps"])]
 
 
 def _check_int(name, value, *, minimum=1):
@@ -526,10 +708,10 @@ def _member(arrays, name):
     return arrays[name]
 
 
-def _layer_from_record(index, record, arrays, configs):
-    if record.get("flatten") != FLATTEN:
+def _layer_from_record(index, record, arrays, configs, version):
+    if version == 1 and (record.get("flatten") != FLATTEN or "tile" in record):
         raise ContainerError(f"layer {index}: flatten order {record.get('flatten')!r} is not "
-                             f"{FLATTEN!r}")
+                             f"{FLATTEN!r} (the only one of version 1)")
     planes = []
     for p, plane in enumerate(record["planes"]):
         config = plane["config"]
@@ -549,7 +731,7 @@ def _layer_from_record(index, record, arrays, configs):
     geometry = {key: record[key] for key in ("stride", "padding") if key in record}
     return Layer(name=record["name"], kind=record["kind"], shape=record["shape"],
                  precision=record["precision"], planes=planes, bias=bias, **optional,
-                 **geometry)
+                 **geometry, flatten=record["flatten"], tile=record.get("tile"))
 
 
 def encode_container(header, arrays):

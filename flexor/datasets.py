@@ -9,23 +9,42 @@ so :mod:`flexor.eval` reloads exactly the test split the network was trained aga
     ``round(test_fraction * 1797)`` indices of it form the test set, the rest the training set,
     both kept in ascending index order. Pixels 0..16 are scaled to 0..1; inputs are flat
     ``(N, 64)`` float32 rows.
+``{"name": "fashion-mnist"}``
+    Fashion-MNIST (60,000 training and 10,000 test images of 28x28, 10 classes) from the four
+    IDX files ``train-images-idx3-ubyte.gz`` ... that Debian's package ``dataset-fashion-mnist``
+    installs in :data:`FASHION_MNIST_ROOT` (``--data-root DIR`` points elsewhere). The files'
+    own split and order. Inputs are flat ``(N, 784)`` float32 rows ``pixel / 255``, so that
+    ``round(x * 255)`` gives back the raw 8-bit pixels the integer program takes
+    (:func:`pixels`).
 ``{"name": "cifar10"}``
     CIFAR-10 from a local ``cifar-10-batches-py`` folder (the "python version" archive,
     ``data_batch_1..5`` and ``test_batch``), never downloaded. Inputs are ``(N, 3, 32, 32)``
     float32, normalized per channel with :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD`.
 """
 
+import gzip
 import os
 import pickle
+import zlib
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Split", "DIGITS", "CIFAR10", "CIFAR10_MEAN", "CIFAR10_STD", "load_dataset",
-           "load_digits", "load_cifar10"]
+__all__ = ["Split", "DIGITS", "FASHION_MNIST", "CIFAR10", "CIFAR10_MEAN", "CIFAR10_STD",
+           "FASHION_MNIST_ROOT", "DATASETS", "load_dataset", "load_digits", "load_fashion_mnist",
+           "load_cifar10", "pixels"]
 
 DIGITS = {"name": "digits", "test_fraction": 0.25, "split_seed": 0}
+FASHION_MNIST = {"name": "fashion-mnist"}
 CIFAR10 = {"name": "cifar10"}
+#: Names accepted by :func:`load_dataset` (and the training CLI's ``--dataset``).
+DATASETS = ("digits", "fashion-mnist", "cifar10")
+#: Where ``apt-get install dataset-fashion-mnist`` puts the IDX files.
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+_FASHION_MNIST_FILES = {"x_train": ("train-images-idx3-ubyte.gz", 2051, 60000),
+                        "y_train": ("train-labels-idx1-ubyte.gz", 2049, 60000),
+                        "x_test": ("t10k-images-idx3-ubyte.gz", 2051, 10000),
+                        "y_test": ("t10k-labels-idx1-ubyte.gz", 2049, 10000)}
 
 #: Per-channel statistics of the CIFAR-10 training set, the values the usual recipes use.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -65,6 +84,54 @@ def load_digits(spec=None):
     return Split(x[train], y[train], x[test], y[test], spec)
 
 
+def _read_idx(path, magic, count):
+    """One gzipped IDX file of unsigned bytes: images ``(count, 784)`` or labels ``(count,)``."""
+    try:
+        with gzip.open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (install the Debian package "
+                         f"dataset-fashion-mnist, or point --data-root DIR at a folder holding "
+                         f"the four IDX .gz files)") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{path}: not a gzipped IDX file ({error})") from None
+    dims = magic & 0xFF
+    header = 4 + 4 * dims
+    if len(data) < header or int.from_bytes(data[:4], "big") != magic:
+        raise ValueError(f"{path}: not an IDX file of magic {magic}")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    expected = (count,) if dims == 1 else (count, 28, 28)
+    if shape != expected or len(data) != header + int(np.prod(shape)):
+        raise ValueError(f"{path}: holds shape {shape} in {len(data) - header} bytes, not "
+                         f"{expected}")
+    array = np.frombuffer(data, dtype=np.uint8, offset=header)
+    return array.reshape(count, -1) if dims == 3 else array
+
+
+def load_fashion_mnist(root=None, spec=None):
+    """Fashion-MNIST from ``root`` (default :data:`FASHION_MNIST_ROOT`)."""
+    root = FASHION_MNIST_ROOT if root is None else root
+    parts = {key: _read_idx(os.path.join(root, name), magic, count)
+             for key, (name, magic, count) in _FASHION_MNIST_FILES.items()}
+    if max(parts["y_train"].max(), parts["y_test"].max()) > 9:
+        raise ValueError(f"{root}: labels must be 0..9")
+    return Split(parts["x_train"].astype(np.float32) / np.float32(255),
+                 parts["y_train"].astype(np.int64),
+                 parts["x_test"].astype(np.float32) / np.float32(255),
+                 parts["y_test"].astype(np.int64), dict(FASHION_MNIST if spec is None else spec))
+
+
+def pixels(inputs):
+    """The raw 8-bit pixels (int64) behind float inputs ``pixel / 255``; ``ValueError`` when
+    the inputs are not such values (the integer program takes only raw pixels)."""
+    inputs = np.asarray(inputs)
+    values = np.rint(inputs.astype(np.float64) * 255)
+    if values.size and (values.min() < 0 or values.max() > 255 or
+                        np.abs(values / 255 - inputs).max() > 1e-6):
+        raise ValueError("inputs are not 8-bit pixels scaled by 1/255")
+    return values.astype(np.int64)
+
+
 def _read_cifar_batch(path):
     try:
         with open(path, "rb") as file:
@@ -100,12 +167,16 @@ def load_cifar10(root, spec=None):
 
 
 def load_dataset(spec, root=None):
-    """Load the split a spec (or a bare name, ``"digits"`` / ``"cifar10"``) describes."""
+    """Load the split a spec (or a bare name of :data:`DATASETS`) describes; ``root`` is the
+    data folder of the sets that are not bundled (``--data-root``)."""
     if isinstance(spec, str):
-        spec = {"digits": DIGITS, "cifar10": CIFAR10}.get(spec, {"name": spec})
+        spec = {"digits": DIGITS, "fashion-mnist": FASHION_MNIST,
+                "cifar10": CIFAR10}.get(spec, {"name": spec})
     name = spec.get("name") if isinstance(spec, dict) else None
     if name == "digits":
         return load_digits(spec)
+    if name == "fashion-mnist":
+        return load_fashion_mnist(root, spec)
     if name == "cifar10":
         return load_cifar10(root, spec)
-    raise ValueError(f"unknown data set {name!r} (known: digits, cifar10)")
+    raise ValueError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})")

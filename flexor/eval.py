@@ -2,16 +2,21 @@
 
 Loads the container (checksum and consistency checked), decrypts every bit-plane with the golden
 model, runs the forward pass on the recorded data set's test split and prints the accuracy next
-to the one recorded at training time, then a per-layer table: weights, bits/weight, bytes
-stored, multiply-accumulates per sample, and the share of MACs and bytes that sit in
-full-precision layers. Exit status 1 when the accuracy differs from the recorded one. No torch.
+to the one recorded at training time; when the container holds an integer program
+(``docs/integer-program.md``), also the integer model's accuracy on the raw pixels and on how
+many test images its class equals the float model's, and the program's widths per layer. Then a
+per-layer table: weights, bits/weight, bytes stored, multiply-accumulates per sample, and the
+share of MACs and bytes that sit in full-precision layers. Exit status 1 when the float accuracy
+differs from the recorded one. No torch.
 """
 
 import sys
 
 from .cli import CliParser, run_cli
 from .container import Container
+from .datasets import FASHION_MNIST_ROOT
 from .inference import evaluate, layer_macs
+from .integer import IntegerProgram, evaluate_integer
 
 PROG = "python -m flexor.eval"
 #: The shipped container, the default input of the flow.
@@ -23,7 +28,8 @@ def _parser():
                        "NumPy golden model.")
     parser.add_argument("container", nargs="?", default=DEFAULT_WEIGHTS,
                         help=f"container file (default: {DEFAULT_WEIGHTS})")
-    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
+                        f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     return parser
 
 
@@ -56,6 +62,21 @@ def main(argv=None):
           f"{dataset}, scheme {meta.get('scheme', '?')}")
     print(f"accuracy {100 * result.accuracy:.2f}% ({result.correct}/{len(result.labels)} test "
           f"samples, NumPy golden model): {verdict}")
+    if container.integer is not None:
+        integer = evaluate_integer(container, data_root=args.data_root)
+        same = int((integer.predictions == result.predictions).sum())
+        print(f"integer program: accuracy {100 * integer.accuracy:.2f}% ({integer.correct}/"
+              f"{len(integer.labels)}, exact int64 model on the raw pixels); same class as the "
+              f"float model on {same}/{len(integer.labels)} images "
+              f"({100 * same / len(integer.labels):.2f}%)")
+        program = IntegerProgram.from_container(container)
+        for step, layer in zip(container.integer, program.layers):
+            print(f"  layer {container.layers[step.layer].name}: {layer.in_bits}-bit in, "
+                  f"{'logits' if layer.out_bits is None else f'{layer.out_bits}-bit out'}, "
+                  f"acc {layer.acc_bits} bits, sum {layer.sum_bits} bits, shift {layer.shift}, "
+                  f"max |mult| {int(abs(layer.mult).max())}")
+    else:
+        print("integer program: none in this container")
     rows, total, shares = cost_table(container)
     print()
     print(f"{'#':>2}  {'layer':<8} {'kind':<7} {'precision':<9} {'weights':>9} {'bits/w':>7} "

@@ -13,8 +13,8 @@ No torch anywhere: this is the reference the hardware flow checks against. Entry
 ``decrypted`` maps ``(layer index, plane index)`` (positions in ``container.layers`` and in
 ``layer.planes``) to the decrypted 0/1 bits of shape ``(chunks, nout)``; planes not in the map
 are decrypted by the golden model. Rebuilt weights are ``sum_i alpha[i, out] * (2*y_i - 1)`` over
-planes, the decrypted stream cut to the layer's ``n`` weights and reshaped row-major.
-The forward pass runs in float64.
+planes, each weight's bit taken from the decrypted stream at the position its layer's weight order
+gives (:func:`flexor.weight_order.weights_from_chunks`). The forward pass runs in float64.
 """
 
 from typing import NamedTuple
@@ -23,6 +23,7 @@ import numpy as np
 
 from .datasets import load_dataset
 from .golden import decrypt
+from .weight_order import weights_from_chunks
 
 __all__ = ["decrypt_layer", "layer_weights", "rebuild_weights", "forward", "layer_macs",
            "evaluate", "Evaluation"]
@@ -67,8 +68,8 @@ def layer_weights(container, layer_index, planes=None):
     if planes is None:
         planes = decrypt_layer(container, layer_index)
     out = layer.shape[0]
-    signs = np.stack([2.0 * bits.reshape(-1)[:layer.n_weights] - 1.0 for bits in planes])
-    signs = signs.reshape(layer.q, out, -1)
+    signs = np.stack([2.0 * weights_from_chunks(bits, layer.flatten, out, layer.row_length,
+                                                layer.tile) - 1.0 for bits in planes])
     weight = (layer.alpha.astype(np.float64)[:, :, None] * signs).sum(axis=0)
     return weight.reshape(layer.shape)
 
@@ -120,6 +121,11 @@ def _apply(op, h, stack, container, weights):
                 * scale.reshape(axes) + shift.reshape(axes))
     if name == "relu":
         return np.maximum(h, 0.0)
+    if name == "quantize":
+        # Round half up, as the integer program does: floor(x / s + 1/2), clamped to k bits.
+        scale = float(container.tensors[f"{op['name']}.scale"][0])
+        levels = np.clip(np.floor(h / scale + 0.5), 0, 2 ** op["bits"] - 1)
+        return levels * scale
     if name == "maxpool2d":
         k = op["kernel"]
         n, c, height, width = h.shape

@@ -13,11 +13,23 @@ connected layers over unsigned activations. For layer ``l`` with input activatio
 
 The first layer's input is the raw 8-bit pixels. Rounding to nearest is the offset's job (the
 derivation adds ``2**(shift-1)``), so the datapath only floors.
+
+:func:`derive_program` computes ``mult``, ``offset`` and ``shift`` from a trained container's
+float parameters (done once, at export; the container stores the result),
+:meth:`IntegerProgram.from_container` builds the runnable program from a container, and
+:func:`evaluate_integer` runs it on the recorded test split.
 """
 
 import numpy as np
 
-__all__ = ["MULT_BITS", "MAX_SHIFT", "IntegerLayer", "IntegerProgram", "signed_bits"]
+from .container import ContainerError, IntegerStep
+from .datasets import load_dataset, pixels
+from .golden import decrypt
+from .inference import Evaluation
+from .weight_order import weights_from_chunks
+
+__all__ = ["MULT_BITS", "MAX_SHIFT", "INPUT_BITS", "INPUT_SCALE", "IntegerLayer",
+           "IntegerProgram", "signed_bits", "derive_program", "evaluate_integer"]
 
 #: Width of the signed multipliers (``mult`` is in ``-(2**15 - 1) .. 2**15 - 1``): one iCE40
 #: ``SB_MAC16`` operand.
@@ -27,6 +39,9 @@ MAX_SHIFT = 48
 #: Every ``sum_p mult * acc + offset`` must be below this in magnitude (int64 headroom).
 _SUM_LIMIT = 2 ** 62
 _MAX_ACTIVATION_BITS = 8
+#: The first layer's input: raw 8-bit pixels, ``pixel / 255`` in the float model.
+INPUT_BITS = 8
+INPUT_SCALE = 1 / 255
 
 
 def signed_bits(bound):
@@ -194,6 +209,29 @@ class IntegerProgram:
     def classes(self):
         return self.layers[-1].outputs
 
+    @classmethod
+    def from_container(cls, container):
+        """The program a container stores, its weights decrypted from the planes in each layer's
+        weight order; :class:`~flexor.container.ContainerError` (one line) when the container
+        has none or when it does not make a valid program."""
+        if container.integer is None:
+            raise ContainerError("the container has no integer program (it needs every layer "
+                                 "encrypted and quantized activations; export stores it then)")
+        layers = []
+        for number, step in enumerate(container.integer):
+            layer = container.layers[step.layer]
+            weights = np.stack([
+                weights_from_chunks(decrypt(container.configs[plane.config], plane.bits),
+                                    layer.flatten, layer.shape[0], layer.row_length, layer.tile)
+                for plane in layer.planes])
+            try:
+                layers.append(IntegerLayer(weights=weights, mult=step.mult, offset=step.offset,
+                                           shift=step.shift, in_bits=step.in_bits,
+                                           out_bits=step.out_bits))
+            except (TypeError, ValueError) as error:
+                raise ContainerError(f"integer step {number}: {error}") from None
+        return cls(layers)
+
     def run_layers(self, inputs):
         """Every layer's output for ``(N, inputs)`` integer inputs: a list of int64 arrays, the
         last one the logits."""
@@ -210,3 +248,110 @@ class IntegerProgram:
     def predict(self, inputs):
         """``(N,)`` classes: the lowest index among the largest logits."""
         return self.logits(inputs).argmax(axis=1)  # numpy's argmax returns the first maximum
+
+
+def _round_half_up(x):
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
+
+
+def _layer_blocks(container):
+    """``(layer index, batchnorm op or None, quantize op or None)`` per weight layer, in the
+    topology's order; ``ValueError`` for a topology the integer program cannot run."""
+    ops, blocks, position = container.topology["ops"], [], 0
+    while position < len(ops):
+        op = ops[position]
+        if op["op"] != "linear":
+            raise ValueError(f"topology op {position} ({op['op']}): the integer program runs "
+                             f"linear - [batchnorm] - quantize blocks only")
+        block = [op["layer"], None, None]
+        position += 1
+        for slot, name in ((1, "batchnorm"), (2, "quantize")):
+            if position < len(ops) and ops[position]["op"] == name:
+                block[slot] = ops[position]
+                position += 1
+        blocks.append(tuple(block))
+    return blocks
+
+
+def derive_program(container, *, input_bits=INPUT_BITS, input_scale=INPUT_SCALE):
+    """The integer program of a trained container (``docs/integer-program.md``, derivation).
+
+    Per layer, with ``s_in`` the input step (``input_scale``, then the previous ``quantize``
+    step), ``alpha`` the plane scales, ``b`` the bias, batch norm ``g = weight / sqrt(var + eps)``
+    and ``beta - g * mean`` (identity without one), and ``s_out`` the ``quantize`` step::
+
+        m[p, o] = g[o] * alpha[p, o] * s_in / s_out       c[o] = (beta[o] + g[o] * (b[o] - mean[o])) / s_out
+        shift   = the largest in 0..MAX_SHIFT with every round(m * 2**shift) within +-(2**15 - 1)
+                  (and the sum within 2**62)
+        mult    = round(m * 2**shift)                     offset = round(c * 2**shift) + 2**(shift - 1)
+
+    so that ``(sum_p mult * acc + offset) >> shift = floor(sum_p m * acc + c + 1/2)`` up to the
+    rounding of ``mult`` and ``offset``: the float model's ``floor(x / s_out + 1/2)``. The last
+    layer has no ``s_out``; its logits are scaled so that the largest ``|mult|`` is
+    ``2**15 - 1`` at ``shift = 0`` (argmax does not depend on a common positive scale).
+    ``round`` is round half up. Raises ``ValueError`` naming the layer when the container
+    cannot have an integer program (a full-precision layer, float activations, other ops).
+
+    Returns a list of :class:`~flexor.container.IntegerStep`.
+    """
+    blocks = _layer_blocks(container)
+    limit = 2 ** (MULT_BITS - 1) - 1
+    steps, s_in, in_bits = [], float(input_scale), input_bits
+    for number, (index, norm, quantize) in enumerate(blocks):
+        layer = container.layers[index]
+        last = number == len(blocks) - 1
+        if layer.precision != "xor":
+            raise ValueError(f"layer {layer.name} is full precision: the integer program needs "
+                             f"every layer encrypted")
+        if quantize is None and not last:
+            raise ValueError(f"layer {layer.name} has float activations: the integer program "
+                             f"needs a quantize op after every hidden layer")
+        out = layer.shape[0]
+        alpha = layer.alpha.astype(np.float64)
+        bias = np.zeros(out) if layer.bias is None else layer.bias.astype(np.float64)
+        if norm is None:
+            gain, mean, beta = np.ones(out), np.zeros(out), np.zeros(out)
+        else:
+            parts = {part: container.tensors[f"{norm['name']}.{part}"].astype(np.float64)
+                     for part in ("mean", "var", "weight", "bias")}
+            gain = parts["weight"] / np.sqrt(parts["var"] + norm["eps"])
+            mean, beta = parts["mean"], parts["bias"]
+        m = gain[None, :] * alpha * s_in                   # per unit of the output step
+        c = beta + gain * (bias - mean)
+        if last:
+            s_out = np.abs(m).max() / limit if np.abs(m).max() > 0 else 1.0
+        else:
+            s_out = float(container.tensors[f"{quantize['name']}.scale"][0])
+        m, c = m / s_out, c / s_out
+        acc_bound = layer.row_length * (2 ** in_bits - 1)
+        for shift in range(0 if last else MAX_SHIFT, -1, -1):
+            mult = _round_half_up(m * 2.0 ** shift)
+            offset = _round_half_up(c * 2.0 ** shift) + (2 ** (shift - 1) if shift else 0)
+            bound = (np.abs(mult).sum(axis=0) * acc_bound + np.abs(offset)).max()
+            if np.abs(mult).max() <= limit and bound < _SUM_LIMIT:
+                break
+        else:
+            raise ValueError(f"layer {layer.name}: multipliers beyond +-{limit} even at shift 0")
+        steps.append(IntegerStep(layer=index, mult=mult.astype(np.int16),
+                                 offset=offset.astype(np.int64), shift=shift, in_bits=in_bits,
+                                 out_bits=None if last else quantize["bits"]))
+        s_in, in_bits = s_out, None if last else quantize["bits"]
+    return steps
+
+
+def evaluate_integer(container, data=None, *, data_root=None):
+    """Accuracy of the container's integer program on its test split (raw pixels in).
+
+    Returns a :class:`flexor.inference.Evaluation`; ``data`` is ``(float inputs pixel / 255,
+    labels)`` as in :func:`flexor.inference.evaluate`.
+    """
+    program = IntegerProgram.from_container(container)
+    if data is None:
+        split = load_dataset(container.metadata.get("dataset", "digits"), root=data_root)
+        data = (split.x_test, split.y_test)
+    inputs, labels = data
+    predictions = np.concatenate([program.predict(pixels(inputs[i:i + 1000]))
+                                  for i in range(0, len(inputs), 1000)])
+    labels = np.asarray(labels)
+    correct = int((predictions == labels).sum())
+    return Evaluation(correct / len(labels), correct, predictions, labels)

@@ -93,10 +93,20 @@ def test_truncated_file_is_rejected(length):
         Container.from_bytes(data[:length])
 
 
-def test_wrong_version_is_rejected():
+@pytest.mark.parametrize("version", [0, 3, "2", True])
+def test_unknown_version_is_rejected(version):
     header, arrays = _parts(random_container(8))
-    header["version"] = 2
-    with pytest.raises(ContainerError, match="unsupported container version 2 .*version 1"):
+    header["version"] = version
+    with pytest.raises(ContainerError, match=f"unsupported container version {version!r} "
+                       f"\\(this code reads versions 1, 2\\)"):
+        Container.from_bytes(encode_container(header, arrays))
+
+
+def test_version_must_be_the_one_the_content_needs():
+    header, arrays = _parts(random_container(8))
+    header.update(version=2, integer=None)        # version 1 content labelled version 2
+    with pytest.raises(ContainerError, match="version 2 file, but its content is that of "
+                       "version 1"):
         Container.from_bytes(encode_container(header, arrays))
 
 
@@ -117,7 +127,7 @@ def _broken(mutate):
 
 @pytest.mark.parametrize("mutate, message", [
     # one byte too few for ceil(n/Nout)*Nin bits
-    (lambda h, a: a.update({"layer3.plane0": a["layer3.plane0"][:-1]}), r"ceil\(n/Nout\)\*Nin"),
+    (lambda h, a: a.update({"layer3.plane0": a["layer3.plane0"][:-1]}), r"chunks\*Nin = 32 bits"),
     # a chunk count that does not match n and Nout
     (lambda h, a: h["layers"][3]["planes"][0].update(chunks=5, bits=40)
      or a.update({"layer3.plane0": np.append(a["layer3.plane0"], np.uint8(0))}),

@@ -5,6 +5,8 @@ Examples::
     python -m flexor.train --dataset digits --model mlp --nin 8 --nout 10 -o weights.npz
     python -m flexor.train --scheme bwn -o bwn.npz                # 1 bit/weight baseline
     python -m flexor.train --nin 8,4 -o mixed.npz                 # per-layer nin
+    python -m flexor.train --dataset fashion-mnist --width 128 --no-fp-ends --flatten tiled \
+        --tile 4 --activation-bits 2 -o fmnist.npz                # the hardware's network
     python -m flexor.train --recipe cifar10-resnet20 --nin 16 --data-root ~/data -o r20.npz
     torchrun --nproc_per_node 4 -m flexor.train --recipe cifar10-resnet20 --device cuda ...
 """
@@ -17,8 +19,11 @@ from dataclasses import replace
 
 from ..cli import CliParser, nonnegative_int, positive_int, run_cli, write_files_atomically
 from ..container import MAX_NIN
+from ..datasets import DATASETS, FASHION_MNIST_ROOT
+from ..weight_order import MAX_TILE, ORDERS
 from . import MODELS, RECIPES, SCHEMES, train
 from .models import DEFAULT_CONFIG_SEED
+from .recipes import with_epochs
 
 PROG = "python -m flexor.train"
 
@@ -63,7 +68,7 @@ def _parser():
                        "and export it as an encrypted-weight container.")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="training recipe (default: DATASET-MODEL)")
-    parser.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
     parser.add_argument("--scheme", choices=SCHEMES, default="flexor",
                         help="weights of the quantized layers (default: flexor)")
@@ -78,12 +83,22 @@ def _parser():
                         f"{DEFAULT_CONFIG_SEED})")
     parser.add_argument("--fp-ends", action=argparse.BooleanOptionalAction,
                         default=True, help="keep the first and last layer full precision")
-    parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    parser.add_argument("--width", type=positive_int,
+                        help="hidden width W of the mlp (fashion-mnist default 256)")
+    parser.add_argument("--activation-bits", type=int, choices=(8, 4, 2, 1),
+                        help="quantization-aware k-bit activations (default: float ReLU)")
+    parser.add_argument("--flatten", choices=ORDERS, default="row-major",
+                        help="weight order of the encrypted layers (default row-major)")
+    parser.add_argument("--tile", type=positive_int,
+                        help=f"rows per tile of the tiled order (1..{MAX_TILE})")
+    parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs "
+                        "(its learning-rate milestones move to the same fractions)")
     parser.add_argument("--lr", type=float, help="override the recipe's learning rate")
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
+                        f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch device: cpu (default) or cuda[:N]")
     parser.add_argument("--threads", type=cpu_threads, default=1,
@@ -106,11 +121,22 @@ def main(argv=None):
     if name not in RECIPES:
         raise ValueError(f"no recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
     recipe = RECIPES[name]
-    overrides = {key: getattr(args, key) for key in ("nout", "ntap", "epochs", "lr", "batch_size")
+    if args.width is not None and recipe.model != "mlp":
+        raise ValueError(f"--width applies to the mlp, not {recipe.model!r}")
+    if args.flatten == "tiled" and args.tile is None:
+        raise ValueError("--flatten tiled needs --tile T")
+    if args.tile is not None and args.flatten != "tiled":
+        raise ValueError("--tile applies only to --flatten tiled")
+    if args.tile is not None and args.tile > MAX_TILE:
+        raise ValueError(f"--tile must be at most {MAX_TILE}, not {args.tile}")
+    if args.epochs is not None:
+        recipe = with_epochs(recipe, args.epochs)
+    overrides = {key: getattr(args, key) for key in ("nout", "ntap", "lr", "batch_size")
                  if getattr(args, key) is not None}
     recipe = replace(recipe, **overrides)
     result = train(recipe, scheme=args.scheme, seed=args.seed, nin=args.nin, q=args.q,
-                   config_seed=args.config_seed, fp_ends=args.fp_ends,
+                   config_seed=args.config_seed, fp_ends=args.fp_ends, width=args.width,
+                   activation_bits=args.activation_bits, flatten=args.flatten, tile=args.tile,
                    data_root=args.data_root, device=args.device, threads=args.threads,
                    max_steps=args.max_steps, progress=not args.quiet,
                    command=f"{PROG} {shlex.join(argv)}")

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..container import Layer, Plane
+from ..container import FLATTEN, Layer, Plane
+from ..weight_order import check_order, chunk_count, weight_positions
 from ..xor_config import XorConfig
 
 __all__ = ["xor_decrypt", "FlexorLinear", "FlexorConv2d", "BinaryLinear", "BinaryConv2d",
-           "FullLinear", "FullConv2d", "ALPHA_INIT"]
+           "FullLinear", "FullConv2d", "ActivationQuantizer", "ALPHA_INIT"]
 
 #: The paper's initial scaling factor.
 ALPHA_INIT = 0.2
@@ -95,9 +96,21 @@ class _Geometry:
     def _bias_array(self):
         return None if self.bias is None else self.bias.detach().cpu().numpy().astype(np.float32)
 
+    def _init_order(self, flatten, tile, nout):
+        """Chunk geometry of a binary layer in weight order ``flatten``: ``chunks`` and the
+        ``positions`` buffer (decrypted-bit index of every weight, ``(out, m)``)."""
+        check_order(flatten, tile)
+        self.flatten, self.tile = flatten, tile
+        out, m = self.out_features, math.prod(self.weight_shape[1:])
+        self.chunks = chunk_count(flatten, out, m, nout, tile)
+        positions = weight_positions(flatten, out, m, nout, tile)
+        self.register_buffer("positions", torch.from_numpy(positions), persistent=False)
+
     def _layer_record(self, name, precision, **arrays):
+        order = {"flatten": self.flatten, "tile": self.tile} if precision == "xor" else {}
         return Layer(name=name, kind=self.kind, shape=self.weight_shape, precision=precision,
-                     bias=self._bias_array(), stride=self.stride, padding=self.padding, **arrays)
+                     bias=self._bias_array(), stride=self.stride, padding=self.padding,
+                     **order, **arrays)
 
 
 class _FullPrecision(_Geometry, nn.Module):
@@ -127,10 +140,11 @@ class _Binary(_Geometry, nn.Module):
     """
 
     def __init__(self, kind, in_features, out_features, kernel_size=None, *, stride=1,
-                 padding=0, bias=False, nout=10):
+                 padding=0, bias=False, nout=10, flatten=FLATTEN, tile=None):
         super().__init__()
         self._init_geometry(kind, in_features, out_features, kernel_size, stride, padding, bias)
         self.nout = _check_positive("nout", nout)
+        self._init_order(flatten, tile, self.nout)
         self.real = nn.Parameter(torch.empty(self.weight_shape))
         nn.init.kaiming_uniform_(self.real, a=math.sqrt(5))
 
@@ -148,12 +162,12 @@ class _Binary(_Geometry, nn.Module):
 
     def export(self, name, add_config):
         config = add_config(XorConfig.from_matrix(np.eye(self.nout, dtype=np.uint8)))
-        bits = (self.real.detach().cpu().numpy().reshape(-1) >= 0).astype(np.uint8)
-        chunks = -(-bits.size // self.nout)
-        bits = np.concatenate([bits, np.zeros(chunks * self.nout - bits.size, np.uint8)])
+        signs = (self.real.detach().cpu().numpy() >= 0).astype(np.uint8)
+        bits = np.zeros(self.chunks * self.nout, np.uint8)       # unused positions stay 0
+        bits[self.positions.numpy()] = signs.reshape(self.out_features, -1)
         alpha = self._alpha().detach().cpu().numpy().astype(np.float32)[None, :]
         return self._layer_record(name, "xor", alpha=alpha,
-                                  planes=[Plane.from_bits(config, bits.reshape(chunks, -1))])
+                                  planes=[Plane.from_bits(config, bits.reshape(self.chunks, -1))])
 
 
 class _Flexor(_Geometry, nn.Module):
@@ -167,10 +181,13 @@ class _Flexor(_Geometry, nn.Module):
         Bit-planes; bits/weight = ``q * nin / nout``.
     init_std : float
         Standard deviation of the normal initialization of the encrypted weights.
+    flatten, tile
+        Weight order of the decrypted chunks (:mod:`flexor.weight_order`): each weight reads
+        its bit at :func:`~flexor.weight_order.weight_positions`, the one implementation.
     """
 
     def __init__(self, kind, in_features, out_features, kernel_size=None, *, config, q=1,
-                 stride=1, padding=0, bias=False, init_std=0.01):
+                 stride=1, padding=0, bias=False, init_std=0.01, flatten=FLATTEN, tile=None):
         super().__init__()
         self._init_geometry(kind, in_features, out_features, kernel_size, stride, padding, bias)
         self.q = _check_positive("q", q)
@@ -180,8 +197,7 @@ class _Flexor(_Geometry, nn.Module):
         self.nout, self.nin = config.nout, config.nin
         self.register_buffer("matrix", torch.tensor(config.matrix, dtype=torch.float32))
         self.register_buffer("s_tanh", torch.tensor(1.0))
-        self.n_weights = math.prod(self.weight_shape)
-        self.chunks = -(-self.n_weights // self.nout)
+        self._init_order(flatten, tile, self.nout)
         self.encrypted = nn.Parameter(torch.randn(self.q, self.chunks, self.nin) * init_std)
         # Later planes start smaller so they refine the first instead of duplicating it.
         self.alpha = nn.Parameter(torch.tensor(
@@ -189,7 +205,7 @@ class _Flexor(_Geometry, nn.Module):
 
     def weight(self):
         y = xor_decrypt(self.encrypted, self.matrix, float(self.s_tanh))  # (q, chunks, nout)
-        y = y.reshape(self.q, -1)[:, :self.n_weights].reshape(self.q, self.out_features, -1)
+        y = y.reshape(self.q, -1)[:, self.positions]                      # (q, out, m)
         return (self.alpha[:, :, None] * y).sum(dim=0).reshape(self.weight_shape)
 
     def export(self, name, add_config):
@@ -198,6 +214,43 @@ class _Flexor(_Geometry, nn.Module):
         return self._layer_record(name, "xor",
                                   alpha=self.alpha.detach().cpu().numpy().astype(np.float32),
                                   planes=[Plane.from_bits(config, b) for b in bits])
+
+
+class ActivationQuantizer(nn.Module):
+    """Quantization-aware ``k``-bit unsigned activation, the training side of the topology's
+    ``quantize`` op: ``a = clamp(floor(x / s + 1/2), 0, 2**k - 1) * s``.
+
+    The clamp at 0 is the ReLU. Round half up (``floor(x + 1/2)``), not PyTorch's half-to-even,
+    so that the float model, the NumPy golden model and the integer program round alike.
+    Gradients: straight-through for the rounding (identity inside the clipping range, zero
+    outside); the step ``s`` is learned as in LSQ (Esser et al., ICLR 2020) with its gradient
+    scaled by ``1 / sqrt(features * (2**k - 1))``, and initialized from the first training batch
+    to LSQ's ``2 * mean|x| / sqrt(2**k - 1)``. The clipping level is ``(2**k - 1) * s``.
+    """
+
+    def __init__(self, bits):
+        super().__init__()
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+            raise ValueError(f"activation bits must be an integer in 1..8, not {bits!r}")
+        self.bits = bits
+        self.levels = 2 ** bits - 1
+        self.scale = nn.Parameter(torch.ones(1))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def forward(self, x):
+        if self.training and not bool(self.initialized):
+            with torch.no_grad():
+                self.scale.fill_(max(2 * float(x.abs().mean()) / math.sqrt(self.levels), 1e-4))
+                self.initialized.fill_(True)
+        gradient_scale = 1.0 / math.sqrt(x[0].numel() * self.levels)
+        # The value is exactly the stored step (the golden model uses that), the gradient g.
+        scaled = self.scale * gradient_scale
+        scale = (scaled - scaled.detach()) + self.scale.detach()
+        v = torch.clamp(x / scale, 0.0, float(self.levels))
+        return (v + (torch.floor(v + 0.5) - v).detach()) * scale
+
+    def scale_array(self):
+        return self.scale.detach().cpu().numpy().astype(np.float32).reshape(1)
 
 
 class FullLinear(_FullPrecision):

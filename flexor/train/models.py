@@ -5,9 +5,13 @@ An :class:`Architecture` lists weight layers, batch norms and the topology opera
 :meth:`OpNet.export` writes them unchanged into the container, so the NumPy golden inference
 runs the same graph as training: there is no second model definition to drift apart.
 
-Models: ``mlp`` (digits: 64 -> 128 -> 128 -> 128 -> 10), ``cnn`` (digits: three 3x3
+Models: ``mlp`` (digits: 64 -> 128 -> 128 -> 128 -> 10; Fashion-MNIST: 784 -> W -> W -> 10,
+its recipe's ``extra`` giving ``inputs``, ``depth`` and ``width``), ``cnn`` (digits: three 3x3
 convolutions, max pool, global average pool, linear) and ``resnet20`` (CIFAR-10, He et al.
 2016 with option-A shortcuts, 16/32/64 channels, as in the FleXOR paper).
+
+With ``activation_bits = k`` every ReLU of an MLP becomes a ``quantize`` op of ``k`` bits (a
+learned step, :class:`~flexor.train.layers.ActivationQuantizer`; its clamp at 0 is the ReLU).
 """
 
 from typing import NamedTuple
@@ -17,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..container import Container
+from ..container import FLATTEN, Container
 from ..xor_config import XorConfig
-from .layers import (BinaryConv2d, BinaryLinear, FlexorConv2d, FlexorLinear, FullConv2d,
-                     FullLinear)
+from .layers import (ActivationQuantizer, BinaryConv2d, BinaryLinear, FlexorConv2d,
+                     FlexorLinear, FullConv2d, FullLinear)
 
 __all__ = ["Architecture", "LayerSpec", "OpNet", "MODELS", "build_model", "from_container",
            "predict", "SCHEMES"]
@@ -53,6 +57,7 @@ class Architecture:
         self.input_shape = list(input_shape)
         self.layers = []
         self.norms = {}      # batch-norm name -> channels
+        self.quantizers = {}  # quantize op name -> bits
         self.ops = []
 
     def op(self, operation, /, **keys):
@@ -75,20 +80,30 @@ class Architecture:
         self.norms[name] = channels
         self.op("batchnorm", name=name, eps=BATCHNORM_EPS)
 
+    def activation(self, bits=None):
+        """A ReLU, or with ``bits`` a ``quantize`` op of that many bits (learned step)."""
+        if bits is None:
+            self.op("relu")
+            return
+        name = f"act{len(self.quantizers)}"
+        self.quantizers[name] = bits
+        self.op("quantize", name=name, bits=bits)
+
     def topology(self):
         return {"input_shape": self.input_shape, "ops": [dict(op) for op in self.ops]}
 
 
-def mlp(hidden=128, depth=2, inputs=64, classes=10):
-    """Linear - BN - ReLU blocks: one input layer, ``depth`` hidden layers, one output layer."""
+def mlp(width=128, depth=2, inputs=64, classes=10, activation_bits=None):
+    """Linear - BN - ReLU (or ``quantize``) blocks: one input layer of ``width`` outputs,
+    ``depth`` hidden layers, one output layer."""
     arch = Architecture([inputs])
-    width = inputs
+    features = inputs
     for _ in range(depth + 1):
-        arch.linear(width, hidden)
-        arch.batchnorm(hidden)
-        arch.op("relu")
-        width = hidden
-    arch.linear(hidden, classes, bias=True)
+        arch.linear(features, width)
+        arch.batchnorm(width)
+        arch.activation(activation_bits)
+        features = width
+    arch.linear(width, classes, bias=True)
     return arch
 
 
@@ -158,7 +173,8 @@ class OpNet(nn.Module):
     schemes : list of str
         Weight scheme of every layer (:data:`SCHEMES`).
     layer_options : list of dict
-        Extra keyword arguments per layer (``config`` and ``q`` for FleXOR, ``nout`` for BWN).
+        Extra keyword arguments per layer (``config``, ``q``, ``flatten``, ``tile`` for FleXOR;
+        ``nout``, ``flatten``, ``tile`` for BWN).
     """
 
     def __init__(self, arch, schemes, layer_options):
@@ -181,6 +197,8 @@ class OpNet(nn.Module):
         self.weights = nn.ModuleList(modules)
         self.norms = nn.ModuleDict({name: _BatchNorm(channels, eps=BATCHNORM_EPS)
                                     for name, channels in arch.norms.items()})
+        self.quantizers = nn.ModuleDict({name: ActivationQuantizer(bits)
+                                         for name, bits in arch.quantizers.items()})
 
     def set_s_tanh(self, value):
         """Set the tanh slope of every FleXOR layer."""
@@ -200,6 +218,8 @@ class OpNet(nn.Module):
                 x = self.norms[op["name"]](x)
             elif name == "relu":
                 x = F.relu(x)
+            elif name == "quantize":
+                x = self.quantizers[op["name"]](x)
             elif name == "maxpool2d":
                 x = F.max_pool2d(x, op["kernel"])
             elif name == "flatten":
@@ -232,12 +252,15 @@ class OpNet(nn.Module):
             for part, value in (("mean", norm.running_mean), ("var", norm.running_var),
                                 ("weight", norm.weight), ("bias", norm.bias)):
                 tensors[f"{name}.{part}"] = value.detach().cpu().numpy().astype("float32")
+        for name, quantizer in self.quantizers.items():
+            tensors[f"{name}.scale"] = quantizer.scale_array()
         return Container(configs=configs, layers=layers, topology=self.arch.topology(),
                          tensors=tensors, metadata=metadata)
 
 
 def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
-                config_seed=DEFAULT_CONFIG_SEED, q=1, fp_ends=True):
+                config_seed=DEFAULT_CONFIG_SEED, q=1, fp_ends=True, flatten=FLATTEN, tile=None,
+                activation_bits=None, model_options=None):
     """Build an :class:`OpNet`.
 
     Parameters
@@ -256,12 +279,23 @@ def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
         FleXOR bit-planes per layer.
     fp_ends : bool
         Keep the first and last layer full precision (the paper's default).
+    flatten, tile
+        Weight order of every encrypted layer (:mod:`flexor.weight_order`).
+    activation_bits : int, optional
+        ``k``-bit quantized activations instead of ReLUs (``mlp`` only).
+    model_options : dict, optional
+        Keyword arguments of the model builder (``mlp``: ``inputs``, ``depth``, ``width``).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, not {model!r}")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {list(SCHEMES)}, not {scheme!r}")
-    arch = MODELS[model]()
+    options = dict(model_options or {})
+    if activation_bits is not None:
+        if model != "mlp":
+            raise ValueError(f"quantized activations are implemented for the mlp, not {model!r}")
+        options["activation_bits"] = activation_bits
+    arch = MODELS[model](**options)
     count = len(arch.layers)
     quantized = [not (fp_ends and i in (0, count - 1)) and scheme != "fp" for i in range(count)]
     n_quantized = sum(quantized)
@@ -270,19 +304,19 @@ def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
         raise ValueError(f"nin needs 1 value or one per quantized layer ({n_quantized}), "
                          f"not {len(nin)}")
     per_layer = iter(nin * n_quantized if len(nin) == 1 else nin)
-    schemes, options = [], []
+    schemes, layer_options = [], []
     for is_quantized in quantized:
         if not is_quantized:
             schemes.append("fp")
-            options.append({})
+            layer_options.append({})
         elif scheme == "bwn":
             schemes.append("bwn")
-            options.append({"nout": nout})
+            layer_options.append({"nout": nout, "flatten": flatten, "tile": tile})
         else:
             config = XorConfig.random(next(per_layer), nout, ntap, config_seed)
             schemes.append("flexor")
-            options.append({"config": config, "q": q})
-    return OpNet(arch, schemes, options)
+            layer_options.append({"config": config, "q": q, "flatten": flatten, "tile": tile})
+    return OpNet(arch, schemes, layer_options)
 
 
 def from_container(container):
@@ -309,10 +343,13 @@ def from_container(container):
                 raise ValueError(f"layer {layer.name}: planes with different configurations "
                                  f"cannot be loaded into one FleXOR layer")
             schemes.append("flexor")
-            options.append({"config": container.configs[layer.planes[0].config], "q": layer.q})
+            options.append({"config": container.configs[layer.planes[0].config], "q": layer.q,
+                            "flatten": layer.flatten, "tile": layer.tile})
     for op in arch.ops:
         if op["op"] == "batchnorm":
             arch.norms[op["name"]] = len(container.tensors[f"{op['name']}.mean"])
+        if op["op"] == "quantize":
+            arch.quantizers[op["name"]] = op["bits"]
     net = OpNet(arch, schemes, options)
     with torch.no_grad():
         for layer, module in zip(container.layers, net.weights):
@@ -328,6 +365,9 @@ def from_container(container):
             for part, target in (("mean", norm.running_mean), ("var", norm.running_var),
                                  ("weight", norm.weight), ("bias", norm.bias)):
                 target.copy_(torch.from_numpy(container.tensors[f"{name}.{part}"]))
+        for name, quantizer in net.quantizers.items():
+            quantizer.scale.copy_(torch.from_numpy(container.tensors[f"{name}.scale"]))
+            quantizer.initialized.fill_(True)
     return net.eval()
 
 

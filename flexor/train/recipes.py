@@ -11,9 +11,9 @@ learning rate and S_tanh). Values the brief does not fix are this implementation
 are marked ``# choice``.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["Recipe", "RECIPES", "learning_rate", "s_tanh"]
+__all__ = ["Recipe", "RECIPES", "learning_rate", "s_tanh", "with_epochs"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,11 @@ RECIPES = {
     "digits-cnn": Recipe(dataset="digits", model="cnn", epochs=40, batch_size=64,
                          optimizer="adam", lr=0.01, warmup_epochs=3, milestones=(20, 30),
                          gamma=0.1, s_tanh_start=5.0, s_tanh=10.0),
+    # Fashion-MNIST 784-W-W-10: Adam, a short warm-up, two decays (epochs set per run).
+    "fashion-mnist-mlp": Recipe(dataset="fashion-mnist", model="mlp", epochs=20, batch_size=128,
+                                optimizer="adam", lr=0.003, warmup_epochs=1, milestones=(12, 17),
+                                gamma=0.1, s_tanh_start=5.0, s_tanh=10.0,
+                                extra={"inputs": 784, "depth": 1, "width": 256}),
     "cifar10-resnet20": Recipe(
         dataset="cifar10", model="resnet20", epochs=500, batch_size=128, optimizer="sgd",
         lr=0.1, momentum=0.9,
@@ -62,6 +67,12 @@ RECIPES = {
         augment=True, nout=20, ntap=2, nin=(16,),
         extra={"nin_grid": [8, 12, 16, 20]}),
 }
+
+
+def with_epochs(recipe, epochs):
+    """``recipe`` run for ``epochs``, its milestones moved to the same fractions of the run."""
+    milestones = tuple(round(m * epochs / recipe.epochs) for m in recipe.milestones)
+    return replace(recipe, epochs=epochs, milestones=milestones)
 
 
 def _decays(recipe, epoch):

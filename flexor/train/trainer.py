@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
+from ..container import FLATTEN
 from ..datasets import load_dataset
+from ..integer import derive_program
 from .models import DEFAULT_CONFIG_SEED, build_model, predict
 from .recipes import learning_rate, s_tanh
 
@@ -62,8 +64,16 @@ def _distributed_setup(device):
     return dist.get_rank(), world, device
 
 
+def _has_integer_program(container):
+    """Every layer encrypted, every hidden activation quantized, raw 8-bit pixels in."""
+    return (container.metadata["dataset"].get("name") == "fashion-mnist" and
+            all(layer.precision == "xor" for layer in container.layers) and
+            any(op["op"] == "quantize" for op in container.topology["ops"]))
+
+
 def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT_CONFIG_SEED,
-          fp_ends=True, data_root=None, device="cpu", threads=1, max_steps=None, progress=True,
+          fp_ends=True, width=None, activation_bits=None, flatten=FLATTEN, tile=None,
+          data_root=None, device="cpu", threads=1, max_steps=None, progress=True,
           command=None, split=None):
     """Train one network and export it.
 
@@ -76,8 +86,10 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
         Seed of initialization, shuffling and augmentation.
     nin : sequence of int, optional
         FleXOR ``nin`` (one, or one per quantized layer); default ``recipe.nin``.
-    q, config_seed, fp_ends
+    q, config_seed, fp_ends, flatten, tile, activation_bits
         As in :func:`~flexor.train.models.build_model`.
+    width : int, optional
+        Hidden width of the ``mlp`` (default: the recipe's ``extra["width"]`` or 128).
     data_root : str, optional
         Folder with data sets that are not bundled (CIFAR-10).
     device : str
@@ -100,8 +112,14 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
     if device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     rank, world, device = _distributed_setup(device)
+    model_options = {key: recipe.extra[key] for key in ("inputs", "depth", "width")
+                     if key in recipe.extra}
+    if width is not None:
+        model_options["width"] = width
     net = build_model(recipe.model, scheme=scheme, nin=nin, nout=recipe.nout,
-                      ntap=recipe.ntap, config_seed=config_seed, q=q, fp_ends=fp_ends).to(device)
+                      ntap=recipe.ntap, config_seed=config_seed, q=q, fp_ends=fp_ends,
+                      flatten=flatten, tile=tile, activation_bits=activation_bits,
+                      model_options=model_options).to(device)
     split = split if split is not None else load_dataset(recipe.dataset, root=data_root)
     model = net
     dataset = TensorDataset(torch.from_numpy(split.x_train), torch.from_numpy(split.y_train))
@@ -164,7 +182,17 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             "accuracy": accuracy, "correct": correct, "test_samples": len(split.y_test),
             "command": command, "torch": torch.__version__, "numpy": np.__version__,
         }
+        # Keys of the options added with format version 2, recorded only when used, so that
+        # earlier commands still give byte-identical containers.
+        for key, value, default in (("width", width, None),
+                                    ("activation_bits", activation_bits, None),
+                                    ("flatten", flatten, FLATTEN), ("tile", tile, None)):
+            if value != default:
+                metadata[key] = value
         container = net.export(metadata)
+        if _has_integer_program(container):
+            container.integer = derive_program(container)
+            container = type(container).from_bytes(container.to_bytes())  # checks it
         container.metadata["bits_per_weight"] = {
             "layers": {layer.name: layer.bits_per_weight for layer in container.layers},
             "quantized": container.bits_per_weight("xor"),
