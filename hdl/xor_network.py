@@ -9,6 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from flexor import XorConfig
 
+from .xor_shared import network_program, program_rows
+
 __all__ = ["XorNetwork", "XorStage", "xor_rows"]
 
 
@@ -31,6 +33,15 @@ class XorNetwork(wiring.Component):
     ----------
     config : :class:`flexor.XorConfig`
         The matrix to build.
+    minimize : bool
+        Share subexpressions between rows (:mod:`hdl.xor_shared`) where that saves LUTs.
+
+    Attributes
+    ----------
+    config, minimize
+        The parameters.
+    program : :class:`flexor.xor_minimize.XorProgram` or None
+        With ``minimize``, the network built (``program.xor2_count`` its XOR2s).
 
     Members
     -------
@@ -40,17 +51,23 @@ class XorNetwork(wiring.Component):
         Decrypted chunk.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, minimize=False):
         self._config = _check_config(config)
+        self._program = network_program(config, minimize) if minimize else None
+        self._minimize = minimize
         super().__init__({"x": In(config.nin), "y": Out(config.nout)})
 
-    @property
-    def config(self):
-        return self._config
+    config = property(lambda self: self._config)
+    minimize = property(lambda self: self._minimize)
+    program = property(lambda self: self._program)
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, xor_rows(self._config, self.x))]
+        if self._program is None:
+            rows = xor_rows(self._config, self.x)
+        else:
+            rows = program_rows(m, self._program, self.x)
+        m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, rows)]
         return m
 
 
@@ -65,6 +82,8 @@ class XorStage(wiring.Component):
     ----------
     config : :class:`flexor.XorConfig`
         The matrix to build.
+    minimize : bool
+        As for :class:`XorNetwork`.
 
     Members
     -------
@@ -74,20 +93,22 @@ class XorStage(wiring.Component):
         Decrypted chunks, one cycle later.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, minimize=False):
         self._config = _check_config(config)
+        self._program = network_program(config, minimize) if minimize else None
+        self._minimize = minimize
         super().__init__({
             "i": In(stream.Signature(config.nin)),
             "o": Out(stream.Signature(config.nout)),
         })
 
-    @property
-    def config(self):
-        return self._config
+    config = property(lambda self: self._config)
+    minimize = property(lambda self: self._minimize)
+    program = property(lambda self: self._program)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.xor = xor = XorNetwork(self._config)
+        m.submodules.xor = xor = XorNetwork(self._config, minimize=self._minimize)
         m.d.comb += [
             xor.x.eq(self.i.payload),
             self.i.ready.eq(~self.o.valid | self.o.ready),
