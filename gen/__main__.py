@@ -19,7 +19,7 @@ from flexor.container import Container
 from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
-from .equivalence import check_decoder_file, prove_decoder
+from .equivalence import check_decoder_file, prove_generated
 from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
 #: Largest --nin / --nout of a bare decoder: beyond it generation time and memory grow out of
@@ -84,6 +84,9 @@ def build_parser():
     parser.set_defaults(config_specs=[])
     parser.add_argument("-o", "--output", metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
+    parser.add_argument("--minimize", action="store_true",
+                        help="share subexpressions between rows (Paar's algorithm) where that "
+                             "saves LUTs; the XOR2 count is printed and in the sidecar")
     parser.add_argument("--prove", action="store_true",
                         help="prove with Yosys that the Verilog computes y = M x mod 2 before "
                              "writing it; print 'proven' or a counterexample (exit 1)")
@@ -169,6 +172,12 @@ def report_proof(proof):
     return 1
 
 
+def xor2_line(xor2):
+    """``xor2 972 (naive 2464)`` and whether the flat form was kept."""
+    kept = "" if xor2["shared"] else ", flat form kept: sharing saves no LUTs"
+    return f"xor2 {xor2['built']} (naive {xor2['naive']}{kept})"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.check is not None:
@@ -192,15 +201,18 @@ def main(argv=None):
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
     config = reporting_warnings(decoder_config, args)
-    files = decoder_files(config, args.output, top=args.top, registered=args.registered)
+    files = decoder_files(config, args.output, top=args.top, registered=args.registered,
+                          minimize=args.minimize)
+    manifest = json.loads(files[sidecar_path(args.output)])
     if args.prove:
         # Prove before writing, so an unproven decoder never lands on disk.
-        proof = prove_decoder(files[args.output], json.loads(files[sidecar_path(args.output)]))
+        proof = prove_generated(files[args.output], manifest)
         if not proof.proven:
             return report_proof(proof)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
-          f"rank {config.rank}" + (", registered" if args.registered else ""))
+          f"rank {config.rank}" + (", registered" if args.registered else "")
+          + (f", {xor2_line(manifest['xor2'])}" if args.minimize else ""))
     return report_proof(proof) if args.prove else 0
 
 
@@ -212,11 +224,14 @@ def decryptor_main(args):
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
     files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
-                            pipeline=args.pipeline)
+                            pipeline=args.pipeline, minimize=args.minimize)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
           + (", pipelined" if args.pipeline else ""))
+    if args.minimize:
+        for entry in json.loads(files[sidecar_path(args.output)])["configs"]:
+            print(f"config {entry['index']}: {xor2_line(entry['xor2'])} per lane")
     return 0
 
 

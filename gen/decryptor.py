@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, DESCRIPTOR_WIDTH, count_width
 from hdl import Decryptor
 
-from .verilog import port_list, sidecar_path, to_verilog, tool_versions
+from .verilog import port_list, sidecar_path, to_verilog, tool_versions, xor2_manifest
 
 __all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest",
            "latency_manifest"]
@@ -38,8 +38,9 @@ class DecryptorTop(wiring.Component):
         Sticky: bit 0 configuration index out of range, bit 1 zero chunk count.
     """
 
-    def __init__(self, *, configs, width, lanes, pipeline=False):
-        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
+    def __init__(self, *, configs, width, lanes, pipeline=False, minimize=False):
+        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline,
+                                    minimize=minimize)
         super().__init__({
             "s_desc_tdata": In(DESCRIPTOR_WIDTH), "s_desc_tvalid": In(1), "s_desc_tready": Out(1),
             "s_axis_tdata": In(width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -109,12 +110,13 @@ def latency_manifest(core):
 
 
 def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP,
-                    pipeline=False):
+                    pipeline=False, minimize=False):
     """Generate the decryptor: ``{verilog_path: text, sidecar_path: text}``.
 
     Raises ``TypeError``/``ValueError`` (one line) for parameters :class:`hdl.Decryptor` refuses.
     """
-    component = DecryptorTop(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
+    component = DecryptorTop(configs=configs, width=width, lanes=lanes, pipeline=pipeline,
+                             minimize=minimize)
     core = component.decryptor
     text = to_verilog(component, top)
     nout = core.nout
@@ -155,7 +157,9 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
                   "sticky": "until rst"},
         "ports": port_list(component, clocked=True),
         "tools": tool_versions(),
-        "configs": [{"index": index, **config.to_dict()}
+        "configs": [{"index": index,
+                     "xor2": xor2_manifest(core.programs[index], config, minimize),
+                     **config.to_dict()}
                     for index, config in enumerate(core.configs)],
     }
     return {verilog_path: text, sidecar_path(verilog_path): dumps_manifest(manifest)}

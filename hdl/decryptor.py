@@ -43,7 +43,8 @@ from .decryptor_pipeline import (
     elaborate_pipelined,
     pipeline_spans,
 )
-from .xor_network import xor_rows
+from .xor_network import network_rows
+from .xor_shared import network_program
 
 __all__ = ["Decryptor", "descriptor_layout", "data_layout", "output_layout", "error_layout"]
 
@@ -97,6 +98,9 @@ class Decryptor(wiring.Component):
         Memory word width: 8, 16, 32 or 64.
     lanes : int
         Chunks decrypted per output beat (``>= 1``).
+    minimize : bool
+        Build each configuration's XOR networks with shared subexpressions where that saves
+        LUTs (:mod:`hdl.xor_shared`). Default ``False``.
     pipeline : bool
         Build the pipelined variant (:mod:`hdl.decryptor_pipeline`): same ports, protocol, rate
         and layer gap, every handshake a register, Fmax close to the bare XOR network's; it
@@ -104,8 +108,10 @@ class Decryptor(wiring.Component):
 
     Attributes
     ----------
-    configs, width, lanes, nout, pipeline
+    configs, width, lanes, nout, pipeline, minimize
         The parameters (``configs`` as a tuple).
+    programs : tuple of :class:`flexor.xor_minimize.XorProgram`
+        The network built for each configuration (``xor2_count``: its XOR2s, one lane).
     buffer_width : int
         Bits held for the gearbox (the pipelined variant: its word FIFO).
     latency : int
@@ -142,10 +148,12 @@ class Decryptor(wiring.Component):
     #: See the ``layer_gap`` attribute; measured by tests/test_decryptor.py.
     LAYER_GAP = 0
 
-    def __init__(self, *, configs, width, lanes=1, pipeline=False):
+    def __init__(self, *, configs, width, lanes=1, pipeline=False, minimize=False):
         self._configs, self._width, self._lanes = check_stream_parameters(configs, width, lanes)
         if not isinstance(pipeline, bool):
             raise TypeError(f"pipeline must be True or False, not {pipeline!r}")
+        self._minimize = minimize
+        self._programs = tuple(network_program(c, minimize) for c in self._configs)
         self._pipeline = pipeline
         self._nout = self._configs[0].nout
         if pipeline:
@@ -169,6 +177,8 @@ class Decryptor(wiring.Component):
     lanes = property(lambda self: self._lanes)
     nout = property(lambda self: self._nout)
     pipeline = property(lambda self: self._pipeline)
+    minimize = property(lambda self: self._minimize)
+    programs = property(lambda self: self._programs)
     buffer_width = property(lambda self: self._buffer_width)
     latency = property(lambda self: self._latency)
     word_latency = property(lambda self: self._word_latency)
@@ -365,15 +375,18 @@ class Decryptor(wiring.Component):
         with m.Else():
             track(fill, Mux(next_valid & ~active, next_need, need))
 
-        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
+        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k). The
+        # networks are built outside the Switch, so their shared signals are unconditional.
         decrypted = Signal(self._nout * lanes)
+        networks = [Cat(*(Cat(*network_rows(m, c, self._programs[index],
+                                            buffer[lane * c.nin:(lane + 1) * c.nin],
+                                            f"xor{index}_lane{lane}"))
+                          for lane in range(lanes)))
+                    for index, c in enumerate(configs)]
         with m.Switch(config):
-            for index, xor_config in enumerate(configs):
-                nin = xor_config.nin
+            for index, network in enumerate(networks):
                 with m.Case(index):
-                    m.d.comb += decrypted.eq(Cat(
-                        *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
-                          for lane in range(lanes))))
+                    m.d.comb += decrypted.eq(network)
         # Chunks past `count` are zero (their bits may be padding or not there yet), so whole
         # beats compare equal to the golden model.
         lane_valid = Cat(Const(1, 1), *(count > lane for lane in range(1, lanes)))

@@ -35,7 +35,7 @@ from amaranth.utils import bits_for, exact_log2
 
 from flexor.stream import CHUNKS_BITS, count_width
 
-from .xor_network import xor_rows
+from .xor_network import network_rows
 
 __all__ = ["PIPELINE_LATENCY", "PIPELINE_WORD_LATENCY", "PIPELINE_WORD_START",
            "pipeline_spans", "elaborate_pipelined"]
@@ -310,8 +310,10 @@ def elaborate_pipelined(dut):
     lane_outputs = []
     for lane in range(lanes):
         rows = [Const(0, 1)] * nout
-        for index, c in enumerate(configs):
-            rows = [a ^ b for a, b in zip(rows, xor_rows(c, x_lanes[index][lane]))]
+        for index in range(len(configs)):
+            network = network_rows(m, configs[index], dut.programs[index],
+                                   x_lanes[index][lane], f"xor{index}_lane{lane}")
+            rows = [a ^ b for a, b in zip(rows, network)]
         lane_outputs.append(Cat(*rows))
     m.d.comb += [result.data.eq(Cat(*lane_outputs)), result.count.eq(x_count),
                  result.last.eq(x_last)]

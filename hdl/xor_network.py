@@ -11,7 +11,7 @@ from flexor import XorConfig
 
 from .xor_shared import network_program, program_rows
 
-__all__ = ["XorNetwork", "XorStage", "xor_rows"]
+__all__ = ["XorNetwork", "XorStage", "xor_rows", "network_rows"]
 
 
 def _check_config(config):
@@ -24,6 +24,14 @@ def xor_rows(config, x):
     """Expressions for ``M @ x mod 2``, one per decrypted bit (a row of zeros gives 0)."""
     return [reduce(xor, (x[j] for j in config.taps(r)), Const(0, 1))
             for r in range(config.nout)]
+
+
+def network_rows(m, config, program, x, name="xor"):
+    """The rows of ``config`` built from ``program``: today's flat rows (:func:`xor_rows`) when
+    the program shares nothing, else :func:`hdl.xor_shared.program_rows`."""
+    if program is None or not program.gates:
+        return xor_rows(config, x)
+    return program_rows(m, program, x, name)
 
 
 class XorNetwork(wiring.Component):
@@ -63,10 +71,7 @@ class XorNetwork(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self._program is None:
-            rows = xor_rows(self._config, self.x)
-        else:
-            rows = program_rows(m, self._program, self.x)
+        rows = network_rows(m, self._config, self._program, self.x)
         m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, rows)]
         return m
 
