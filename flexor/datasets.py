@@ -23,6 +23,7 @@ so :mod:`flexor.eval` reloads exactly the test split the network was trained aga
 """
 
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -41,10 +42,11 @@ CIFAR10 = {"name": "cifar10"}
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 #: Where ``apt-get install dataset-fashion-mnist`` puts the IDX files.
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-_FASHION_MNIST_FILES = {"x_train": ("train-images-idx3-ubyte.gz", 2051, 60000),
-                        "y_train": ("train-labels-idx1-ubyte.gz", 2049, 60000),
-                        "x_test": ("t10k-images-idx3-ubyte.gz", 2051, 10000),
-                        "y_test": ("t10k-labels-idx1-ubyte.gz", 2049, 10000)}
+#: File and IDX magic (unsigned bytes, 3 or 1 dimensions) of each part.
+_FASHION_MNIST_FILES = {"x_train": ("train-images-idx3-ubyte.gz", 2051),
+                        "y_train": ("train-labels-idx1-ubyte.gz", 2049),
+                        "x_test": ("t10k-images-idx3-ubyte.gz", 2051),
+                        "y_test": ("t10k-labels-idx1-ubyte.gz", 2049)}
 
 #: Per-channel statistics of the CIFAR-10 training set, the values the usual recipes use.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -84,7 +86,7 @@ def load_digits(spec=None):
     return Split(x[train], y[train], x[test], y[test], spec)
 
 
-def _read_idx(path, magic, count):
+def _read_idx(path, magic):
     """One gzipped IDX file of unsigned bytes: images ``(count, 784)`` or labels ``(count,)``."""
     try:
         with gzip.open(path, "rb") as file:
@@ -100,21 +102,23 @@ def _read_idx(path, magic, count):
     if len(data) < header or int.from_bytes(data[:4], "big") != magic:
         raise ValueError(f"{path}: not an IDX file of magic {magic}")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
-    expected = (count,) if dims == 1 else (count, 28, 28)
-    if shape != expected or len(data) != header + int(np.prod(shape)):
-        raise ValueError(f"{path}: holds shape {shape} in {len(data) - header} bytes, not "
-                         f"{expected}")
+    if (dims == 3 and shape[1:] != (28, 28)) or len(data) != header + math.prod(shape):
+        raise ValueError(f"{path}: declares shape {shape} but holds {len(data) - header} bytes "
+                         f"(images must be 28x28)")
     array = np.frombuffer(data, dtype=np.uint8, offset=header)
-    return array.reshape(count, -1) if dims == 3 else array
+    return array.reshape(shape[0], -1) if dims == 3 else array
 
 
 def load_fashion_mnist(root=None, spec=None):
     """Fashion-MNIST from ``root`` (default :data:`FASHION_MNIST_ROOT`)."""
     root = FASHION_MNIST_ROOT if root is None else root
-    parts = {key: _read_idx(os.path.join(root, name), magic, count)
-             for key, (name, magic, count) in _FASHION_MNIST_FILES.items()}
-    if max(parts["y_train"].max(), parts["y_test"].max()) > 9:
-        raise ValueError(f"{root}: labels must be 0..9")
+    parts = {key: _read_idx(os.path.join(root, name), magic)
+             for key, (name, magic) in _FASHION_MNIST_FILES.items()}
+    for split in ("train", "test"):
+        images, labels = parts[f"x_{split}"], parts[f"y_{split}"]
+        if len(images) != len(labels) or not len(labels) or labels.max() > 9:
+            raise ValueError(f"{root}: the {split} split needs as many labels (0..9) as "
+                             f"images, not {len(labels)} for {len(images)}")
     return Split(parts["x_train"].astype(np.float32) / np.float32(255),
                  parts["y_train"].astype(np.int64),
                  parts["x_test"].astype(np.float32) / np.float32(255),

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from container_factory import random_container
+from container_factory import naive_weight_bits, random_container, random_network
 from flexor.container import Container
 from flexor.datasets import load_digits
 from flexor.golden import decrypt_reference
@@ -168,3 +168,18 @@ def test_eval_cli_errors_are_one_line(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr == f"python -m flexor.eval: error: {missing}: no such file\n"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_golden_weights_follow_the_layer_order_row_major_and_tiled(seed):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        container, _ = random_network(seed)
+    for index, layer in enumerate(container.layers):
+        expected = np.zeros(layer.shape)
+        for p, plane in enumerate(layer.planes):
+            bits = np.array(naive_weight_bits(layer, container.configs[plane.config], plane))
+            expected += layer.alpha[p][:, None] * (2.0 * bits - 1.0)
+        np.testing.assert_array_equal(layer_weights(container, index), expected,
+                                      err_msg=f"seed {seed} layer {index} {layer.flatten}")

@@ -14,11 +14,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from container_factory import pixel_split  # noqa: E402
 from flexor.cli import run_cli  # noqa: E402
 from flexor.container import Container  # noqa: E402
 from flexor.datasets import load_digits  # noqa: E402
 from flexor.golden import decrypt_reference  # noqa: E402
-from flexor.inference import evaluate  # noqa: E402
+from flexor.inference import evaluate, layer_weights  # noqa: E402
+from flexor.integer import IntegerProgram, evaluate_integer  # noqa: E402
 from flexor.train import (RECIPES, BinaryLinear, Recipe, from_container, predict,  # noqa: E402
                           train, xor_decrypt)
 from flexor.train.__main__ import main as train_main  # noqa: E402
@@ -139,6 +141,43 @@ def test_shipped_container_runs_identically_in_torch():
     assert golden.correct == container.metadata["correct"]
 
 
+@pytest.mark.parametrize("options", [
+    {"scheme": "flexor", "nin": (6,), "q": 2, "tile": 4, "activation_bits": 2},
+    {"scheme": "flexor", "nin": (8,), "tile": 3, "activation_bits": 1},
+    {"scheme": "bwn", "tile": 4, "activation_bits": 4},
+], ids=["flexor-q2-tile4", "flexor-tile3-1bit", "bwn-tile4"])
+def test_tiled_training_export_round_trip(options):
+    """Train all-encrypted in the tiled order, export, reload: the container's weights are the
+    trained ones, torch and NumPy classify alike, and the integer program runs those bits."""
+    recipe = replace(RECIPES["fashion-mnist-mlp"], epochs=2, milestones=(1,),
+                     extra={"inputs": 784, "depth": 1, "width": 12})
+    split = pixel_split(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(recipe, fp_ends=False, flatten="tiled", split=split, progress=False,
+                       **options)
+    container = Container.from_bytes(result.container.to_bytes())
+    assert container.version == 2 and container.metadata["flatten"] == "tiled"
+    assert {(layer.flatten, layer.tile) for layer in container.layers} == \
+        {("tiled", options["tile"])}
+    for index, module in enumerate(result.model.weights):
+        trained = module.weight().detach().double().numpy()
+        np.testing.assert_allclose(layer_weights(container, index), trained, rtol=1e-6,
+                                   err_msg=f"layer {index}")
+    golden = evaluate(container, data=(split.x_test, split.y_test))
+    assert np.array_equal(golden.predictions, result.predictions)
+    reloaded = predict(from_container(container), torch.from_numpy(split.x_test)).numpy()
+    assert np.array_equal(reloaded, result.predictions)
+    program = IntegerProgram.from_container(container)
+    for index, layer in enumerate(program.layers):
+        if layer.q == 1:         # one plane: the weight's sign is the stored bit times alpha's
+            signs = np.sign(layer_weights(container, index)) * \
+                np.sign(container.layers[index].alpha[0])[:, None]
+            assert np.array_equal(2 * layer.weights[0].astype(int) - 1, signs)
+    exact = evaluate_integer(container, data=(split.x_test, split.y_test))
+    assert (exact.predictions == golden.predictions).mean() >= 0.98
+
+
 def _tiny_cifar(root, seed=0):
     """A fake cifar-10-batches-py folder: 5 training batches of 4 images, a test batch of 6."""
     rng = np.random.default_rng(seed)
@@ -176,6 +215,13 @@ def test_cifar10_resnet20_recipe_runs_a_few_steps(tmp_path):
     (["--nin", "0"], "argument --nin: must be a positive integer, not '0'"),
     (["--model", "resnet20"], "no recipe 'digits-resnet20'"),
     (["-o", "/nonexistent/dir/w.npz"], "output directory '/nonexistent/dir' does not exist"),
+    (["--flatten", "tiled"], "--flatten tiled needs --tile T"),
+    (["--tile", "4"], "--tile applies only to --flatten tiled"),
+    (["--flatten", "tiled", "--tile", "1025"], "--tile must be at most 1024, not 1025"),
+    (["--model", "cnn", "--width", "8"], "--width applies to the mlp, not 'cnn'"),
+    (["--activation-bits", "3"], "argument --activation-bits: invalid choice: 3"),
+    (["--dataset", "fashion-mnist", "--data-root", "/nonexistent"],
+     "install the Debian package dataset-fashion-mnist, or point --data-root DIR"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
     output = tmp_path / "w.npz"
