@@ -21,7 +21,7 @@ from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
 from .engine import DEFAULT_ENGINE_TOP, engine_files
-from .equivalence import check_decoder_file, prove_decoder
+from .equivalence import check_decoder_file, prove_generated
 from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 
 #: Largest --nin / --nout of a bare decoder: beyond it generation time and memory grow out of
@@ -83,9 +83,15 @@ def build_parser():
                            help="memory word width: 8, 16, 32 or 64 (default: 32)")
     decryptor.add_argument("--lanes", type=positive_int,
                            help="chunks decrypted per output beat (default: 1)")
+    decryptor.add_argument("--pipeline", action="store_true",
+                           help="the pipelined decryptor: same ports, protocol and rate, a "
+                                "clock close to the XOR network's, more latency and area")
     parser.set_defaults(config_specs=[])
     parser.add_argument("-o", "--output", metavar="FILE.v",
                         help="Verilog output; the sidecar goes beside it as FILE.json")
+    parser.add_argument("--minimize", action="store_true",
+                        help="share subexpressions between rows (Paar's algorithm) where that "
+                             "saves LUTs; the XOR2 count is printed and in the sidecar")
     parser.add_argument("--prove", action="store_true",
                         help="prove with Yosys that the Verilog computes y = M x mod 2 before "
                              "writing it; print 'proven' or a counterexample (exit 1)")
@@ -171,6 +177,12 @@ def report_proof(proof):
     return 1
 
 
+def xor2_line(xor2):
+    """``xor2 972 (naive 2464)`` and whether the flat form was kept."""
+    kept = "" if xor2["shared"] else ", flat form kept: sharing saves no LUTs"
+    return f"xor2 {xor2['built']} (naive {xor2['naive']}{kept})"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.check is not None:
@@ -193,19 +205,24 @@ def main(argv=None):
     for option in ("width", "lanes", "weights"):
         if getattr(args, option) is not None:
             raise CliError(f"--{option} applies only with --decryptor or --engine")
+    if args.pipeline:
+        raise CliError("--pipeline applies only with --decryptor")
     options = [option for option, _ in args.config_specs]
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
     config = reporting_warnings(decoder_config, args)
-    files = decoder_files(config, args.output, top=args.top, registered=args.registered)
+    files = decoder_files(config, args.output, top=args.top, registered=args.registered,
+                          minimize=args.minimize)
+    manifest = json.loads(files[sidecar_path(args.output)])
     if args.prove:
         # Prove before writing, so an unproven decoder never lands on disk.
-        proof = prove_decoder(files[args.output], json.loads(files[sidecar_path(args.output)]))
+        proof = prove_generated(files[args.output], manifest)
         if not proof.proven:
             return report_proof(proof)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
-          f"rank {config.rank}" + (", registered" if args.registered else ""))
+          f"rank {config.rank}" + (", registered" if args.registered else "")
+          + (f", {xor2_line(manifest['xor2'])}" if args.minimize else ""))
     return report_proof(proof) if args.prove else 0
 
 
@@ -216,10 +233,15 @@ def decryptor_main(args):
     configs = reporting_warnings(decryptor_configs, args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top)
+    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
+                            pipeline=args.pipeline, minimize=args.minimize)
     write_files_atomically(files)
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
-          f" -> nout {configs[0].nout}, width {width}, lanes {lanes}")
+          f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
+          + (", pipelined" if args.pipeline else ""))
+    if args.minimize:
+        for entry in json.loads(files[sidecar_path(args.output)])["configs"]:
+            print(f"config {entry['index']}: {xor2_line(entry['xor2'])} per lane")
     return 0
 
 

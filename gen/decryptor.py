@@ -13,9 +13,10 @@ from amaranth.lib.wiring import In, Out
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, DESCRIPTOR_WIDTH, count_width
 from hdl import Decryptor
 
-from .verilog import port_list, sidecar_path, to_verilog, tool_versions
+from .verilog import port_list, sidecar_path, to_verilog, tool_versions, xor2_manifest
 
-__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest"]
+__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest",
+           "latency_manifest"]
 
 DEFAULT_DECRYPTOR_TOP = "flexor_decryptor"
 
@@ -37,8 +38,9 @@ class DecryptorTop(wiring.Component):
         Sticky: bit 0 configuration index out of range, bit 1 zero chunk count.
     """
 
-    def __init__(self, *, configs, width, lanes):
-        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes)
+    def __init__(self, *, configs, width, lanes, pipeline=False, minimize=False):
+        self._decryptor = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline,
+                                    minimize=minimize)
         super().__init__({
             "s_desc_tdata": In(DESCRIPTOR_WIDTH), "s_desc_tvalid": In(1), "s_desc_tready": Out(1),
             "s_axis_tdata": In(width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -90,12 +92,31 @@ def dumps_manifest(manifest):
     return text + "\n"
 
 
-def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP):
+def latency_manifest(core):
+    """The sidecar's ``latency``: the rule of ``docs/stream-protocol.md`` and its figures."""
+    return {
+        "descriptor": core.latency,
+        "word": core.word_latency,
+        "word_start": core.word_start,
+        "rule": "with nothing stalled, a beat is valid `descriptor` cycles after its layer's "
+                "descriptor is accepted and `word` cycles after the last data word it needs "
+                "is accepted, whichever is later; a layer's first word is accepted at the "
+                "earliest `word_start` cycles after its descriptor",
+        "first_beat": [core.first_beat_latency(index) for index in range(len(core.configs))],
+        "first_beat_meaning": "per configuration: cycles from the descriptor to the first "
+                              "beat of a layer of at least `lanes` chunks whose words are "
+                              "offered from the descriptor's cycle on",
+    }
+
+
+def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYPTOR_TOP,
+                    pipeline=False, minimize=False):
     """Generate the decryptor: ``{verilog_path: text, sidecar_path: text}``.
 
     Raises ``TypeError``/``ValueError`` (one line) for parameters :class:`hdl.Decryptor` refuses.
     """
-    component = DecryptorTop(configs=configs, width=width, lanes=lanes)
+    component = DecryptorTop(configs=configs, width=width, lanes=lanes, pipeline=pipeline,
+                             minimize=minimize)
     core = component.decryptor
     text = to_verilog(component, top)
     nout = core.nout
@@ -106,8 +127,9 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
         "lanes": lanes,
         "nout": nout,
         "nin": [config.nin for config in core.configs],
+        "pipeline": pipeline,
         "buffer_width": core.buffer_width,
-        "latency": core.latency,
+        "latency": latency_manifest(core),
         "layer_gap": core.layer_gap,
         "descriptor": {
             "port": "s_desc_tdata", "width": DESCRIPTOR_WIDTH,
@@ -135,7 +157,9 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
                   "sticky": "until rst"},
         "ports": port_list(component, clocked=True),
         "tools": tool_versions(),
-        "configs": [{"index": index, **config.to_dict()}
+        "configs": [{"index": index,
+                     "xor2": xor2_manifest(core.programs[index], config, minimize),
+                     **config.to_dict()}
                     for index, config in enumerate(core.configs)],
     }
     return {verilog_path: text, sidecar_path(verilog_path): dumps_manifest(manifest)}

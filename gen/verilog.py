@@ -13,10 +13,12 @@ from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from flexor import XorConfig  # noqa: E402
 from flexor.xor_config import dumps_config_json  # noqa: E402
+from flexor.xor_minimize import flat_program  # noqa: E402
 from hdl import XorNetwork, XorStage  # noqa: E402
+from hdl.xor_shared import network_program  # noqa: E402
 
 __all__ = ["sidecar_path", "tool_versions", "port_list", "to_verilog", "DecoderTop",
-           "RegisteredDecoderTop", "decoder_files", "dumps_sidecar"]
+           "RegisteredDecoderTop", "decoder_files", "dumps_sidecar", "xor2_manifest"]
 
 DEFAULT_TOP = "xor_decoder"
 
@@ -68,8 +70,9 @@ class RegisteredDecoderTop(wiring.Component):
         Decrypted chunk stream, one register stage later.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, minimize=False):
         self._config = config
+        self._stage = XorStage(config, minimize=minimize)
         super().__init__({
             "x": In(config.nin), "x_valid": In(1), "x_ready": Out(1),
             "y": Out(config.nout), "y_valid": Out(1), "y_ready": In(1),
@@ -77,7 +80,7 @@ class RegisteredDecoderTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.stage = stage = XorStage(self._config)
+        m.submodules.stage = stage = self._stage
         m.d.comb += [
             stage.i.payload.eq(self.x), stage.i.valid.eq(self.x_valid),
             self.x_ready.eq(stage.i.ready),
@@ -92,15 +95,26 @@ def dumps_sidecar(manifest):
     return dumps_config_json(manifest)
 
 
-def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False):
+def xor2_manifest(program, config, minimize):
+    """The sidecar's ``xor2``: two-input XORs built, against the flat network's."""
+    return {"minimize": minimize, "built": program.xor2_count,
+            "naive": flat_program(config).xor2_count,
+            "shared": bool(program.gates)}
+
+
+def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False, minimize=False):
     """Generate the XOR decoder: ``{verilog_path: text, sidecar_path: text}``.
 
     The sidecar holds ``top``, ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``registered``,
-    ``latency`` (cycles from ``x`` to ``y``), ``ports``, ``tools`` and ``matrix``.
+    ``latency`` (cycles from ``x`` to ``y``), ``xor2`` (:func:`xor2_manifest`), ``ports``,
+    ``tools`` and ``matrix``. With ``minimize`` the network shares subexpressions where that
+    saves LUTs (:mod:`flexor.xor_minimize`).
     """
     if not isinstance(config, XorConfig):
         raise TypeError(f"config must be a flexor.XorConfig, not {config!r}")
-    component = RegisteredDecoderTop(config) if registered else DecoderTop(config)
+    component = (RegisteredDecoderTop(config, minimize=minimize) if registered
+                 else DecoderTop(config, minimize=minimize))
+    program = network_program(config, minimize)
     text = to_verilog(component, top)
     description = config.to_dict()
     matrix = description.pop("matrix")
@@ -110,6 +124,7 @@ def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False):
         **description,
         "registered": registered,
         "latency": 1 if registered else 0,
+        "xor2": xor2_manifest(program, config, minimize),
         "ports": port_list(component, clocked=registered),
         "tools": tool_versions(),
         "matrix": matrix,

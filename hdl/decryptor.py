@@ -36,7 +36,15 @@ from amaranth.utils import bits_for, exact_log2
 
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, check_stream_parameters, count_width
 
-from .xor_network import xor_rows
+from .decryptor_pipeline import (
+    PIPELINE_LATENCY,
+    PIPELINE_WORD_LATENCY,
+    PIPELINE_WORD_START,
+    elaborate_pipelined,
+    pipeline_spans,
+)
+from .xor_network import network_rows
+from .xor_shared import network_program
 
 __all__ = ["Decryptor", "descriptor_layout", "data_layout", "output_layout", "error_layout"]
 
@@ -90,16 +98,31 @@ class Decryptor(wiring.Component):
         Memory word width: 8, 16, 32 or 64.
     lanes : int
         Chunks decrypted per output beat (``>= 1``).
+    minimize : bool
+        Build each configuration's XOR networks with shared subexpressions where that saves
+        LUTs (:mod:`hdl.xor_shared`). Default ``False``.
+    pipeline : bool
+        Build the pipelined variant (:mod:`hdl.decryptor_pipeline`): same ports, protocol, rate
+        and layer gap, every handshake a register, Fmax close to the bare XOR network's; it
+        costs latency and area. Default ``False``.
 
     Attributes
     ----------
-    configs, width, lanes, nout
+    configs, width, lanes, nout, pipeline, minimize
         The parameters (``configs`` as a tuple).
+    programs : tuple of :class:`flexor.xor_minimize.XorProgram`
+        The network built for each configuration (``xor2_count``: its XOR2s, one lane).
     buffer_width : int
-        Bits in the gearbox buffer.
+        Bits held for the gearbox (the pipelined variant: its word FIFO).
     latency : int
-        Cycles from accepting a layer's descriptor and first data word to its first output beat
-        when nothing stalls (:data:`LATENCY`).
+        Cycles from accepting a layer's descriptor to its first output beat when nothing stalls
+        and the beat's words are already in (:data:`LATENCY`).
+    word_latency : int
+        Cycles from accepting the data word that completes a beat to the beat, when nothing
+        stalls and the beat's descriptor is through (:data:`WORD_LATENCY`).
+    word_start : int
+        Cycles after its descriptor's acceptance from which a layer's first data word can be
+        accepted (0: in the same cycle). :meth:`first_beat_latency` combines the three.
     layer_gap : int
         Idle output cycles between the final beat of a layer and the first of the next when
         nothing stalls and the next layer's descriptor is waiting (:data:`LAYER_GAP`).
@@ -120,13 +143,28 @@ class Decryptor(wiring.Component):
 
     #: See the ``latency`` attribute: descriptor -> slot -> current layer -> output register.
     LATENCY = 3
+    #: See the ``word_latency`` attribute: word -> buffer -> output register.
+    WORD_LATENCY = 2
     #: See the ``layer_gap`` attribute; measured by tests/test_decryptor.py.
     LAYER_GAP = 0
 
-    def __init__(self, *, configs, width, lanes=1):
+    def __init__(self, *, configs, width, lanes=1, pipeline=False, minimize=False):
         self._configs, self._width, self._lanes = check_stream_parameters(configs, width, lanes)
+        if not isinstance(pipeline, bool):
+            raise TypeError(f"pipeline must be True or False, not {pipeline!r}")
+        self._minimize = minimize
+        self._programs = tuple(network_program(c, minimize) for c in self._configs)
+        self._pipeline = pipeline
         self._nout = self._configs[0].nout
-        self._buffer_width = max(lanes * c.nin for c in self._configs) + width - 1
+        if pipeline:
+            self._buffer_width = pipeline_spans(self._configs, width, lanes)[1] * width
+            self._latency = PIPELINE_LATENCY
+            self._word_latency = PIPELINE_WORD_LATENCY
+            self._word_start = PIPELINE_WORD_START
+        else:
+            self._buffer_width = max(lanes * c.nin for c in self._configs) + width - 1
+            self._latency, self._word_latency, self._word_start = \
+                self.LATENCY, self.WORD_LATENCY, 0
         super().__init__({
             "desc": In(stream.Signature(descriptor_layout())),
             "data": In(stream.Signature(data_layout(width))),
@@ -138,11 +176,36 @@ class Decryptor(wiring.Component):
     width = property(lambda self: self._width)
     lanes = property(lambda self: self._lanes)
     nout = property(lambda self: self._nout)
+    pipeline = property(lambda self: self._pipeline)
+    minimize = property(lambda self: self._minimize)
+    programs = property(lambda self: self._programs)
     buffer_width = property(lambda self: self._buffer_width)
-    latency = property(lambda self: self.LATENCY)
+    latency = property(lambda self: self._latency)
+    word_latency = property(lambda self: self._word_latency)
+    word_start = property(lambda self: self._word_start)
     layer_gap = property(lambda self: self.LAYER_GAP)
 
+    def first_beat_latency(self, config, chunks=None):
+        """Cycles from accepting a layer's descriptor to its first beat, when its data words
+        are offered from that cycle on and nothing stalls: ``max(latency, word_start + w - 1 +
+        word_latency)``, ``w = ceil(min(lanes, chunks) * nin / width)`` the words the first
+        beat needs (``chunks`` default: at least ``lanes``).
+
+        Parameters
+        ----------
+        config : int
+            Index into ``configs``.
+        chunks : int or None
+            The layer's chunk count.
+        """
+        nin = self._configs[config].nin
+        beat_chunks = self._lanes if chunks is None else min(self._lanes, chunks)
+        words = -(-beat_chunks * nin // self._width)
+        return max(self._latency, self._word_start + words - 1 + self._word_latency)
+
     def elaborate(self, platform):
+        if self._pipeline:
+            return elaborate_pipelined(self)
         m = Module()
         configs, width, lanes = self._configs, self._width, self._lanes
         capacity = self._buffer_width
@@ -312,15 +375,18 @@ class Decryptor(wiring.Component):
         with m.Else():
             track(fill, Mux(next_valid & ~active, next_need, need))
 
-        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k).
+        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k). The
+        # networks are built outside the Switch, so their shared signals are unconditional.
         decrypted = Signal(self._nout * lanes)
+        networks = [Cat(*(Cat(*network_rows(m, c, self._programs[index],
+                                            buffer[lane * c.nin:(lane + 1) * c.nin],
+                                            f"xor{index}_lane{lane}"))
+                          for lane in range(lanes)))
+                    for index, c in enumerate(configs)]
         with m.Switch(config):
-            for index, xor_config in enumerate(configs):
-                nin = xor_config.nin
+            for index, network in enumerate(networks):
                 with m.Case(index):
-                    m.d.comb += decrypted.eq(Cat(
-                        *(Cat(*xor_rows(xor_config, buffer[lane * nin:(lane + 1) * nin]))
-                          for lane in range(lanes))))
+                    m.d.comb += decrypted.eq(network)
         # Chunks past `count` are zero (their bits may be padding or not there yet), so whole
         # beats compare equal to the golden model.
         lane_valid = Cat(Const(1, 1), *(count > lane for lane in range(1, lanes)))

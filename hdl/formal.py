@@ -227,7 +227,8 @@ class DecryptorHarness(wiring.Component):
     stall_bound : int or None
         See ``liveness``; default :meth:`default_stall_bound`: a first beat needs the
         descriptor to pass the pipeline (``dut.latency``), any beat needs its words accepted
-        one per cycle plus a cycle to register it. BMC shows it tight (one less fails).
+        one per cycle and then ``dut.word_latency`` cycles. BMC shows it tight (one less
+        fails).
     checks : collection of str
         The groups of assertions to add, from :data:`CHECKS` (default all). A subset lets
         k-induction prove the groups that close on their own (see ``docs/reliability.md``).
@@ -270,10 +271,10 @@ class DecryptorHarness(wiring.Component):
 
     @staticmethod
     def default_stall_bound(dut):
-        """``max(dut.latency, words_per_beat + 1) + 1``, ``words_per_beat`` being
-        ``ceil(lanes * max nin / width)``; see the ``stall_bound`` parameter."""
-        words_per_beat = -(-dut.lanes * max(config.nin for config in dut.configs) // dut.width)
-        return max(dut.latency, words_per_beat + 1) + 1
+        """One more than the longest first-beat latency of any configuration
+        (:meth:`hdl.Decryptor.first_beat_latency`: ``max(latency, word_start + words_per_beat
+        - 1 + word_latency)``); see the ``stall_bound`` parameter."""
+        return max(dut.first_beat_latency(k) for k in range(len(dut.configs))) + 1
 
     @property
     def dut(self):

@@ -9,7 +9,9 @@ from amaranth.lib.wiring import In, Out
 
 from flexor import XorConfig
 
-__all__ = ["XorNetwork", "XorStage", "xor_rows"]
+from .xor_shared import network_program, program_rows
+
+__all__ = ["XorNetwork", "XorStage", "xor_rows", "network_rows"]
 
 
 def _check_config(config):
@@ -24,6 +26,14 @@ def xor_rows(config, x):
             for r in range(config.nout)]
 
 
+def network_rows(m, config, program, x, name="xor"):
+    """The rows of ``config`` built from ``program``: today's flat rows (:func:`xor_rows`) when
+    the program shares nothing, else :func:`hdl.xor_shared.program_rows`."""
+    if program is None or not program.gates:
+        return xor_rows(config, x)
+    return program_rows(m, program, x, name)
+
+
 class XorNetwork(wiring.Component):
     """Combinational XOR-gate network: ``y[r]`` is the XOR of the ``x[j]`` with ``M[r, j] = 1``.
 
@@ -31,6 +41,15 @@ class XorNetwork(wiring.Component):
     ----------
     config : :class:`flexor.XorConfig`
         The matrix to build.
+    minimize : bool
+        Share subexpressions between rows (:mod:`hdl.xor_shared`) where that saves LUTs.
+
+    Attributes
+    ----------
+    config, minimize
+        The parameters.
+    program : :class:`flexor.xor_minimize.XorProgram` or None
+        With ``minimize``, the network built (``program.xor2_count`` its XOR2s).
 
     Members
     -------
@@ -40,17 +59,20 @@ class XorNetwork(wiring.Component):
         Decrypted chunk.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, minimize=False):
         self._config = _check_config(config)
+        self._program = network_program(config, minimize) if minimize else None
+        self._minimize = minimize
         super().__init__({"x": In(config.nin), "y": Out(config.nout)})
 
-    @property
-    def config(self):
-        return self._config
+    config = property(lambda self: self._config)
+    minimize = property(lambda self: self._minimize)
+    program = property(lambda self: self._program)
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, xor_rows(self._config, self.x))]
+        rows = network_rows(m, self._config, self._program, self.x)
+        m.d.comb += [bit.eq(expr) for bit, expr in zip(self.y, rows)]
         return m
 
 
@@ -65,6 +87,8 @@ class XorStage(wiring.Component):
     ----------
     config : :class:`flexor.XorConfig`
         The matrix to build.
+    minimize : bool
+        As for :class:`XorNetwork`.
 
     Members
     -------
@@ -74,20 +98,22 @@ class XorStage(wiring.Component):
         Decrypted chunks, one cycle later.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, minimize=False):
         self._config = _check_config(config)
+        self._program = network_program(config, minimize) if minimize else None
+        self._minimize = minimize
         super().__init__({
             "i": In(stream.Signature(config.nin)),
             "o": Out(stream.Signature(config.nout)),
         })
 
-    @property
-    def config(self):
-        return self._config
+    config = property(lambda self: self._config)
+    minimize = property(lambda self: self._minimize)
+    program = property(lambda self: self._program)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.xor = xor = XorNetwork(self._config)
+        m.submodules.xor = xor = XorNetwork(self._config, minimize=self._minimize)
         m.d.comb += [
             xor.x.eq(self.i.payload),
             self.i.ready.eq(~self.o.valid | self.o.ready),

@@ -122,6 +122,9 @@ def check_beats(run, packed, seed):
         f"{len(run.beats)} beats arrived, {len(want)} expected (seed {seed})"
 
 
+#: Every behavioural test runs on both variants of the decryptor.
+PIPELINE = pytest.mark.parametrize("pipeline", [False, True], ids=["plain", "pipelined"])
+
 # (nins, width, lanes): Nin < W, Nin > W, L*Nin > W, mixed precision as in Table 2.
 SHAPES = [
     ((12,), 32, 2),
@@ -140,21 +143,23 @@ def counts_for(nins, lanes, width):
     return layers
 
 
+@PIPELINE
 @pytest.mark.parametrize("nins, width, lanes", SHAPES)
-def test_random_stalls_on_every_stream(nins, width, lanes):
+def test_random_stalls_on_every_stream(nins, width, lanes, pipeline):
     seed = hash((nins, width, lanes)) % 1000
     configs = make_configs(*nins)
     packed = pack_stream(configs, random_layers(configs, counts_for(nins, lanes, width), seed),
                          width=width, lanes=lanes)
-    dut = Decryptor(configs=configs, width=width, lanes=lanes)
+    dut = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
     run = simulate(dut, packed.descriptors, packed.words, packed.lasts, seed=seed,
                    stall=(0.3, 0.3, 0.3), beats_expected=len(packed.beats))
     check_beats(run, packed, seed)
     assert run.error == 0
 
 
+@PIPELINE
 @pytest.mark.parametrize("nins, width, lanes", SHAPES)
-def test_full_rate_without_stalls(nins, width, lanes):
+def test_full_rate_without_stalls(nins, width, lanes, pipeline):
     """With no stalls, each configuration alone runs at its limit with no bubble between layers:
     one beat per cycle when lanes*nin <= width, else one data word per cycle."""
     seed = 7
@@ -162,36 +167,41 @@ def test_full_rate_without_stalls(nins, width, lanes):
         counts = [(0, c) for _, c in counts_for(nins, lanes, width)] * 2
         packed = pack_stream([config], random_layers([config], counts, seed), width=width,
                              lanes=lanes)
-        dut = Decryptor(configs=[config], width=width, lanes=lanes)
+        dut = Decryptor(configs=[config], width=width, lanes=lanes, pipeline=pipeline)
         run = simulate(dut, packed.descriptors, packed.words, packed.lasts, seed=seed,
                        beats_expected=len(packed.beats))
         check_beats(run, packed, seed)
-        assert run.beat_cycles[0] == dut.latency
+        assert run.beat_cycles[0] == dut.first_beat_latency(0, counts[0][1])
         if lanes * config.nin <= width:
             first = run.beat_cycles[0]
             assert run.beat_cycles == list(range(first, first + len(packed.beats))), \
                 f"nin {config.nin}: output beats not back to back"
         else:
-            assert run.word_cycles == list(range(len(packed.words))), \
+            start = dut.word_start
+            assert run.word_cycles == list(range(start, start + len(packed.words))), \
                 f"nin {config.nin}: data words not accepted back to back"
 
 
+@PIPELINE
 @pytest.mark.parametrize("nins, width, lanes", SHAPES)
-def test_mixed_layers_cost_no_more_than_their_limits(nins, width, lanes):
-    """A mixed-precision stream takes at most latency + sum over layers of max(beats, words)."""
+def test_mixed_layers_cost_no_more_than_their_limits(nins, width, lanes, pipeline):
+    """A mixed-precision stream takes at most the first beat's latency + sum over layers of
+    max(beats, words)."""
     seed = 8
     configs = make_configs(*nins)
     counts = counts_for(nins, lanes, width) * 2
     packed = pack_stream(configs, random_layers(configs, counts, seed), width=width, lanes=lanes)
-    dut = Decryptor(configs=configs, width=width, lanes=lanes)
+    dut = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
     run = simulate(dut, packed.descriptors, packed.words, packed.lasts, seed=seed,
                    beats_expected=len(packed.beats))
     check_beats(run, packed, seed)
     limit = sum(max(-(-c // lanes), -(-c * configs[k].nin // width)) for k, c in counts)
-    assert run.beat_cycles[-1] + 1 <= dut.latency + limit + dut.layer_gap * (len(counts) - 1)
+    first = dut.first_beat_latency(*counts[0])
+    assert run.beat_cycles[-1] + 1 <= first + limit + dut.layer_gap * (len(counts) - 1)
 
 
-def test_malformed_descriptors_are_flagged_and_skipped():
+@PIPELINE
+def test_malformed_descriptors_are_flagged_and_skipped(pipeline):
     seed = 11
     configs = make_configs(12, 7)
     width, lanes = 16, 2
@@ -207,43 +217,46 @@ def test_malformed_descriptors_are_flagged_and_skipped():
     words = packed.words[:split_words] + junk + packed.words[split_words:]
     lasts = packed.lasts[:split_words] + [False] * 5 + [True] + packed.lasts[split_words:]
     for stall in [(0, 0, 0), (0.3, 0.3, 0.3)]:
-        dut = Decryptor(configs=configs, width=width, lanes=lanes)
+        dut = Decryptor(configs=configs, width=width, lanes=lanes, pipeline=pipeline)
         run = simulate(dut, descriptors, words, lasts, seed=seed, stall=stall,
                        max_cycles=600)
         check_beats(run, packed, seed)
         assert run.error == 0b11, f"error flags {run.error:#b}, stall {stall}"
 
 
-def test_bad_index_only_sets_its_flag():
+@PIPELINE
+def test_bad_index_only_sets_its_flag(pipeline):
     configs = make_configs(12)
     packed = pack_stream(configs, random_layers(configs, [(0, 3)], 1), width=32, lanes=1)
-    dut = Decryptor(configs=configs, width=32, lanes=1)
+    dut = Decryptor(configs=configs, width=32, lanes=1, pipeline=pipeline)
     run = simulate(dut, [descriptor_word(1, 2)] + packed.descriptors, [0] + packed.words,
                    [True] + packed.lasts, max_cycles=100)
     check_beats(run, packed, 1)
     assert run.error == 0b01
 
 
+@PIPELINE
 @pytest.mark.parametrize("reset_at", [5, 23])
-def test_reset_mid_layer_returns_to_idle(reset_at):
+def test_reset_mid_layer_returns_to_idle(reset_at, pipeline):
     seed = 100 + reset_at
     configs = make_configs(19, 7)
     packed = pack_stream(configs, random_layers(configs, [(0, 9), (1, 4), (0, 3)], seed),
                          width=16, lanes=2)
-    dut = Decryptor(configs=configs, width=16, lanes=2)
+    dut = Decryptor(configs=configs, width=16, lanes=2, pipeline=pipeline)
     run = simulate(dut, packed.descriptors, packed.words, packed.lasts, seed=seed,
                    stall=(0.2, 0.2, 0.2), reset_at=reset_at, beats_expected=len(packed.beats))
     check_beats(run, packed, seed)
 
 
-def test_layer_of_more_than_2_to_the_24_chunks():
+@PIPELINE
+def test_layer_of_more_than_2_to_the_24_chunks(pipeline):
     """The count field takes 2**24 + 5 chunks: the first beats are the layer's, none is last."""
     seed = 3
     configs = make_configs(12)
     nbeats = 40
     prefix = random_layers(configs, [(0, nbeats)], seed)
     packed = pack_stream(configs, prefix, width=32, lanes=1)
-    dut = Decryptor(configs=configs, width=32, lanes=1)
+    dut = Decryptor(configs=configs, width=32, lanes=1, pipeline=pipeline)
     run = simulate(dut, [descriptor_word(0, 2 ** 24 + 5)], packed.words,
                    [False] * len(packed.words), beats_expected=nbeats)
     assert run.beats == [(b.data, b.count, False) for b in packed.beats]
@@ -255,6 +268,7 @@ def test_layer_of_more_than_2_to_the_24_chunks():
     ({"configs": make_configs(12) + make_configs(8, nout=16)}, ValueError, "share one nout"),
     ({"configs": make_configs(70)}, ValueError, "nin 70, more than the supported 64"),
     ({"configs": make_configs(12)[0]}, TypeError, "sequence of flexor.XorConfig"),
+    ({"pipeline": 1}, TypeError, "pipeline must be True or False, not 1"),
 ])
 def test_bad_parameters_fail_at_construction(kwargs, error, message):
     arguments = {"configs": make_configs(12), "width": 32, "lanes": 2, **kwargs}
@@ -270,3 +284,10 @@ def test_public_attributes():
     assert dut.desc.payload.shape().size == 40
     assert dut.data.payload.shape().size == 33
     assert dut.out.payload.shape().size == 2 * 20 + 2 + 1
+    assert (dut.pipeline, dut.latency, dut.word_latency, dut.word_start) == (False, 3, 2, 0)
+    # The pipelined variant: a FIFO of whole words, two more than a beat spans: 38 bits of
+    # nin 19 starting at bit 31 of a word span 3 words.
+    fast = Decryptor(configs=configs, width=32, lanes=2, pipeline=True)
+    assert (fast.pipeline, fast.latency, fast.word_latency, fast.word_start) == (True, 7, 4, 2)
+    assert fast.buffer_width == 5 * 32
+    assert fast.signature == dut.signature

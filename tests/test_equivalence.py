@@ -153,7 +153,7 @@ def test_cli_prove_and_check_flipped_sidecar(tmp_path, capsys, monkeypatch):
 
 def test_cli_failed_proof_writes_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("gen.__main__.prove_decoder",
+    monkeypatch.setattr("gen.__main__.prove_generated",
                         lambda *args, **kwargs: Proof("inconclusive", "test", 0.0, detail="x"))
     status, out, _ = cli(["--nin", "4", "--nout", "5", "-o", "d.v", "--prove"], capsys)
     assert status == 1 and out.startswith("inconclusive"), out

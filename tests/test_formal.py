@@ -112,10 +112,23 @@ def decryptor_configs(nins, nout=4):
         return [XorConfig.random(nin, nout, 2, seed) for seed, nin in enumerate(nins)]
 
 
-def decryptor_harness(name, decryptor_class=Decryptor, **kwargs):
+#: Both variants of the decryptor. The pipelined one holds up to 10 layers (the intake
+#: register's, two in the desc queue, the planner's, two in the beat queue, one in each of the
+#: snapshot, lanes, output and skid registers) and its first beat comes 4 cycles later, so its
+#: covers need 4 more steps.
+PIPELINE = pytest.mark.parametrize("pipeline", [False, True], ids=["plain", "pipelined"])
+MAX_LAYERS = {False: 4, True: 10}
+COVER_DEPTH = {False: 10, True: 14}
+#: BMC depth at which each broken variant fails.
+MUTANT_DEPTH = {False: 8, True: 12}
+
+
+def decryptor_harness(name, decryptor_class=Decryptor, pipeline=False, **kwargs):
     nins, lanes, max_chunks = DECRYPTORS[name]
-    dut = decryptor_class(configs=decryptor_configs(nins), width=8, lanes=lanes)
-    return DecryptorHarness(dut, max_chunks=max_chunks, **kwargs)
+    dut = decryptor_class(configs=decryptor_configs(nins), width=8, lanes=lanes,
+                          pipeline=pipeline)
+    return DecryptorHarness(dut, max_chunks=max_chunks, max_layers=MAX_LAYERS[pipeline],
+                            **kwargs)
 
 
 def statuses(results):
@@ -147,7 +160,7 @@ class MutatedOutput(Decryptor):
     def elaborate(self, platform):
         m = Module()
         m.submodules.inner = inner = Decryptor(configs=self.configs, width=self.width,
-                                               lanes=self.lanes)
+                                               lanes=self.lanes, pipeline=self.pipeline)
         connect(m, flipped(self.desc), inner.desc)
         connect(m, flipped(self.data), inner.data)
         connect(m, inner.out, flipped(self.out))
@@ -188,19 +201,23 @@ def test_decryptor_harness_checks_its_arguments():
         gc.collect()
 
 
+@PIPELINE
 @pytest.mark.parametrize("name", ["nin3-L1", "nin3-L2", "nin12-L2"])
-def test_decryptor_passes_bmc_and_cover(name):
-    results = check_formal(decryptor_harness(name), depths={"bmc": 10, "cover": 10})
+def test_decryptor_passes_bmc_and_cover(name, pipeline):
+    results = check_formal(decryptor_harness(name, pipeline=pipeline),
+                           depths={"bmc": 10, "cover": COVER_DEPTH[pipeline]})
     assert statuses(results) == {"bmc": "PASS", "cover": "PASS"}, results
 
 
-def test_decryptor_no_deadlock_bound_is_tight():
+@PIPELINE
+def test_decryptor_no_deadlock_bound_is_tight(pipeline):
     """One cycle less than the stated bound is refuted: the bound says something."""
     nins, lanes, max_chunks = DECRYPTORS["nin12-L2"]
-    dut = Decryptor(configs=decryptor_configs(nins), width=8, lanes=lanes)
+    dut = Decryptor(configs=decryptor_configs(nins), width=8, lanes=lanes, pipeline=pipeline)
     tighter = DecryptorHarness(dut, max_chunks=max_chunks, checks=["liveness"],
+                               max_layers=MAX_LAYERS[pipeline],
                                stall_bound=DecryptorHarness.default_stall_bound(dut) - 1)
-    result = check_formal(tighter, depths={"bmc": 10})["bmc"]
+    result = check_formal(tighter, depths={"bmc": 12})["bmc"]
     assert result.status == "FAIL" and "no deadlock" in result.failures[0], result
 
 
@@ -219,8 +236,10 @@ def test_decryptor_induction_closes_for_local_groups():
     (DropsLastChunk, "nin3-L2", "last not on the final beat"),
     (FlipsOneBit, "nin12-L1", "decrypted chunk != M x of its bits"),
 ])
-def test_broken_decryptor_fails(variant, name, property_text):
-    results = check_formal(decryptor_harness(name, variant), depths={"bmc": 8})
+@PIPELINE
+def test_broken_decryptor_fails(variant, name, property_text, pipeline):
+    results = check_formal(decryptor_harness(name, variant, pipeline),
+                           depths={"bmc": MUTANT_DEPTH[pipeline]})
     assert results["bmc"].status == "FAIL", results
     assert any(property_text in failure for failure in results["bmc"].failures), results
 

@@ -58,7 +58,11 @@ def test_cli_writes_axi_ports_and_sidecar(tmp_path, args, width, lanes, nins):
         ("decryptor", width, lanes, 20)
     assert sidecar["descriptor"]["fields"] == {"chunks": {"lsb": 0, "width": 32},
                                                "config": {"lsb": 32, "width": 8}}
-    assert (sidecar["latency"], sidecar["layer_gap"]) == (3, 0)
+    latency = sidecar["latency"]
+    assert (latency["descriptor"], latency["word"], latency["word_start"],
+            sidecar["layer_gap"], sidecar["pipeline"]) == (3, 2, 0, 0, False)
+    # First beat: max(3, words - 1 + 2), words = ceil(lanes * nin / width).
+    assert latency["first_beat"] == [max(3, -(-lanes * nin // width) + 1) for nin in nins]
     # Configuration k is the random matrix for (nin_k, 20, ntap 2, seed 0 + k).
     for k, (nin, config) in enumerate(zip(nins, sidecar["configs"])):
         want = XorConfig.random(nin, 20, 2, k)

@@ -1,0 +1,329 @@
+"""The pipelined decryptor (``Decryptor(pipeline=True)``): the same ports and protocol, its
+control cut into short register-to-register steps so that it runs about as fast as its XOR
+network. Structure::
+
+    desc ─> desc queue ─> planner ─> beat queue ─┐ fire
+    data ─────────────> word FIFO ───────────────┴──> snapshot ─> lanes ─> XOR ─> out (+ skid)
+
+* The **desc queue** (two entries, ``desc.ready`` a register) classifies each descriptor as it
+  enters (zero chunks, index out of range, first beat's size and final flags), so no 32-bit test
+  lies behind a handshake. Its head is dispatched: a good layer to the planner and a ``keep``
+  entry to the *kind queue*, a bad index with chunks to the kind queue as ``skip``, a zero-chunk
+  descriptor nowhere (both set their sticky ``error`` bit).
+* The **word FIFO** holds whole memory words in fixed slots (no placing shifter): the data side
+  writes the word at the write pointer when the kind queue's head says ``keep`` and a slot is
+  free, drops it on ``skip``, and pops the kind queue on ``last``. Its occupancy is a
+  thermometer code, so "a slot is free" and "the beat's words are in" are single bits.
+* The **planner** walks a layer a beat at a time, ahead of the data: each beat's bit offset in
+  its first word, how many words it spans, how many words it frees (the final beat frees the
+  layer's last word with its padding, so the next layer starts on a fresh word), its chunk count
+  and ``last``. It is the only loop with arithmetic: the offset adder and the chunk counter.
+* A beat **fires** when the beat queue's head is valid, the FIFO holds the words it spans, and
+  the output side can take it (``go``, a register). The **snapshot** captures the spanned words;
+  the **lanes** step shifts by the offset (a multiplexer over the offsets the configurations can
+  reach) and zeroes chunks past ``count`` and the other configurations' lanes; the **XOR** step
+  computes every configuration's networks and XORs them (all but one are zero) into the output.
+* The **output** register has a skid register behind it, so the pipeline's enable ``go`` is a
+  register (the skid is empty), not a function of ``out.ready``.
+"""
+
+from math import gcd
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.utils import bits_for, exact_log2
+
+from flexor.stream import CHUNKS_BITS, count_width
+
+from .xor_network import network_rows
+
+__all__ = ["PIPELINE_LATENCY", "PIPELINE_WORD_LATENCY", "PIPELINE_WORD_START",
+           "pipeline_spans", "elaborate_pipelined"]
+
+#: Descriptor accepted -> first beat: intake, queue, planner, beat queue, snapshot, lanes,
+#: output.
+PIPELINE_LATENCY = 7
+#: The word that completes a beat accepted -> the beat: FIFO, snapshot, lanes, output.
+PIPELINE_WORD_LATENCY = 4
+#: Cycles after its descriptor's acceptance at which a layer's first word can be accepted:
+#: the intake register, then its entry in the kind queue.
+PIPELINE_WORD_START = 2
+
+
+def _at_most(value, bound):
+    """``value <= bound`` for a constant ``bound``, as a zero test of the high bits and a narrow
+    compare (see :func:`hdl.decryptor._at_most`)."""
+    low = bits_for(bound)
+    if len(value) <= low:
+        return value <= bound
+    return (value[low:] == 0) & (value[:low] <= bound)
+
+
+def pipeline_spans(configs, width, lanes):
+    """``(most words a beat spans, FIFO slots)``: a beat of configuration ``k`` starts at a
+    multiple of ``gcd(nin_k, width)`` below ``width``. Two slots more than the widest span let
+    a word enter every cycle while a beat waits for its last word: "a slot is free" is a
+    register, so it does not see the slots a firing beat frees in the same cycle."""
+    span = max(-(-(width - gcd(c.nin, width) + lanes * c.nin) // width) for c in configs)
+    return span, span + 2
+
+
+def _queue2(m, name, fields, in_valid, incoming, take):
+    """A two-entry queue of registers: ``(in_ready, head_valid, head, spare_valid, spare)``.
+    ``in_ready`` is a register (the second entry, ``spare``, is empty); ``head`` is a register;
+    ``take`` pops the head."""
+    head = {key: Signal(shape, name=f"{name}_{key}") for key, shape in fields.items()}
+    spare = {key: Signal(shape, name=f"{name}_spare_{key}") for key, shape in fields.items()}
+    head_valid = Signal(name=f"{name}_valid")
+    spare_valid = Signal(name=f"{name}_spare_valid")
+    in_ready = ~spare_valid
+    accepted = in_valid & in_ready
+    with m.If(~head_valid | take):
+        m.d.sync += head_valid.eq(spare_valid | accepted)
+        for key in fields:
+            m.d.sync += head[key].eq(Mux(spare_valid, spare[key], incoming[key]))
+        m.d.sync += spare_valid.eq(0)
+    with m.Elif(accepted):
+        m.d.sync += spare_valid.eq(1)
+        for key in fields:
+            m.d.sync += spare[key].eq(incoming[key])
+    return in_ready, head_valid, SimpleNamespace(**head), spare_valid, SimpleNamespace(**spare)
+
+
+def elaborate_pipelined(dut):
+    """The module of :class:`hdl.Decryptor` ``dut`` built with ``pipeline=True``."""
+    m = Module()
+    configs, width, lanes, nout = dut.configs, dut.width, dut.lanes, dut.nout
+    word_bits = exact_log2(width)
+    count_bits = count_width(lanes)
+    span_max, slots = pipeline_spans(configs, width, lanes)
+    config_shape = range(max(len(configs), 2))
+
+    def need_of(config, count):
+        """Bits a beat of ``count`` chunks takes, for configuration index ``config``."""
+        need = Signal(range(lanes * 64 + 1))
+        with m.Switch(config):
+            for index, xor_config in enumerate(configs):
+                with m.Case(index):
+                    m.d.comb += need.eq(count * xor_config.nin)
+        return need
+
+    # Intake register: the descriptor as it came, plus the halves of its tests that one level
+    # of logic gives (which nibbles of `chunks` are non-zero, the low bits' compares with
+    # lanes, 2 * lanes, 3 * lanes, the index check), so that the full tests are shallow too.
+    payload = dut.desc.payload
+    low_bits = 4 * -(-bits_for(3 * lanes) // 4)          # whole nibbles
+    r_valid = Signal()
+    r_chunks = Signal(CHUNKS_BITS)
+    r_config = Signal(config_shape)
+    r_nibbles = Signal(CHUNKS_BITS // 4)                 # nibble n of chunks is non-zero
+    r_low = Signal(3)                                    # chunks[:low_bits] <= (j + 1) * lanes
+    r_config_ok = Signal()
+    moves = Signal()
+    m.d.comb += dut.desc.ready.eq(~r_valid | moves)
+    with m.If(dut.desc.ready):
+        m.d.sync += [r_valid.eq(dut.desc.valid), r_chunks.eq(payload.chunks),
+                     r_config.eq(payload.config),
+                     r_nibbles.eq(Cat(payload.chunks.word_select(n, 4) != 0
+                                      for n in range(CHUNKS_BITS // 4))),
+                     r_low.eq(Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3))),
+                     r_config_ok.eq(_at_most(payload.config, len(configs) - 1))]
+    # The planner's chunk counter keeps `counter_bits` low bits in binary and the rest in
+    # nibble digits whose borrows ripple one digit per cycle: no carry chain of 32 bits.
+    counter_bits = max(low_bits, 4 * -(-bits_for(16 * lanes - 1) // 4))
+    zero = ~r_nibbles.any()
+    high_zero = ~r_nibbles[low_bits // 4:].any()
+    final0 = high_zero & r_low[0]
+    count_bits_of = r_chunks[:count_bits]
+    fields = {"chunks": CHUNKS_BITS, "config": config_shape, "zero": 1, "bad_config": 1,
+              "final": 1, "f1": 1, "f2": 1, "digits_zero": 1, "need_last": range(lanes * 64 + 1),
+              "need_full": range(lanes * 64 + 1)}
+    incoming = {"chunks": r_chunks, "config": r_config, "zero": zero, "bad_config": ~r_config_ok,
+                "final": final0, "f1": high_zero & r_low[1], "f2": high_zero & r_low[2],
+                "digits_zero": ~r_nibbles[counter_bits // 4:].any(),
+                "need_last": need_of(r_config, count_bits_of),
+                "need_full": need_of(r_config, lanes)}
+    # From the intake, every descriptor enters both queues at once: the kind queue (for the
+    # data side) and the planner's queue. Each side passes over what is not its own (a
+    # zero-chunk entry has no words, a bad one no beats).
+    pop = Signal()
+    kind_pop = Signal()
+    desc_ready, head_valid, head, _, _ = _queue2(m, "desc", fields, moves, incoming, pop)
+    kind_ready, kind_valid, kind, _, _ = _queue2(
+        m, "kind", {"keep": 1, "none": 1}, moves,
+        {"keep": ~zero & r_config_ok, "none": zero}, kind_pop)
+    m.d.comb += moves.eq(r_valid & desc_ready & kind_ready)
+    with m.If(moves):
+        m.d.sync += [dut.error.bad_config.eq(dut.error.bad_config | ~r_config_ok),
+                     dut.error.zero_chunks.eq(dut.error.zero_chunks | zero)]
+    head_good = ~head.zero & ~head.bad_config
+
+    # Planner: the layer being cut into beats.
+    planning = Signal()
+    p_config = Signal(config_shape)
+    # Chunks not yet planned, this beat's included: p_low + 2**counter_bits * (the digits,
+    # nibble j worth 16**j, minus a borrow pending into each digit). The digits reach their
+    # value a few cycles late, which p_digits_zero (all zero, none pending, a cycle ago) can
+    # afford: from the borrow that empties them the count needs >= 11 beats to reach 4 * lanes.
+    p_low = Signal(counter_bits)
+    digits = (CHUNKS_BITS - counter_bits) // 4
+    p_digits = [Signal(4, name=f"p_digit{j}") for j in range(digits)]
+    p_pending = Signal(max(digits, 1))
+    p_digits_zero = Signal()
+    p_final = Signal()                       # p_remaining <= lanes
+    p_f1 = Signal()                          # p_remaining <= 2 * lanes
+    p_f2 = Signal()                          # p_remaining <= 3 * lanes
+    p_count = Signal(range(lanes + 1))
+    p_need = Signal(range(lanes * 64 + 1))
+    p_offset = Signal(word_bits)
+
+    emit = Signal()
+    beat_ready = Signal()
+    m.d.comb += emit.eq(planning & beat_ready)
+    # The planner takes the head when it is free; a head that is not good only passes.
+    m.d.comb += pop.eq(head_valid & (~planning | (p_final & beat_ready)))
+
+    after_count = Mux(p_f1, (p_low - lanes)[:count_bits], lanes)
+    borrow = emit & (p_low < lanes)
+    m.d.sync += p_digits_zero.eq(~Cat(*p_digits).any() & ~p_pending.any())
+    for j, digit in enumerate(p_digits):
+        with m.If(p_pending[j]):
+            m.d.sync += digit.eq(digit - 1)
+    m.d.sync += p_pending.eq(Cat(borrow, *(p_pending[j] & (p_digits[j] == 0)
+                                           for j in range(digits - 1))))
+    with m.If(pop):
+        m.d.sync += [planning.eq(head_good), p_config.eq(head.config),
+                     p_low.eq(head.chunks[:counter_bits]), p_pending.eq(0),
+                     p_digits_zero.eq(head.digits_zero),
+                     *(digit.eq(head.chunks[counter_bits + 4 * j:counter_bits + 4 * j + 4])
+                       for j, digit in enumerate(p_digits)),
+                     p_final.eq(head.final), p_f1.eq(head.f1), p_f2.eq(head.f2),
+                     p_count.eq(Mux(head.final, head.chunks[:count_bits], lanes)),
+                     p_need.eq(Mux(head.final, head.need_last, head.need_full)),
+                     p_offset.eq(0)]
+    with m.Elif(emit):
+        m.d.sync += [p_low.eq(p_low - lanes), p_final.eq(p_f1), p_f1.eq(p_f2),
+                     p_f2.eq(p_digits_zero & (p_low <= 4 * lanes)), p_count.eq(after_count),
+                     p_need.eq(need_of(p_config, after_count)),
+                     p_offset.eq((p_offset + p_need)[:word_bits])]
+        with m.If(p_final):
+            m.d.sync += planning.eq(0)
+
+    # The beat as planned: words spanned from the offset, words freed when it fires.
+    end = Signal(range(width + lanes * 64 + 1))
+    m.d.comb += end.eq(p_offset + p_need)
+    span = (end + width - 1)[word_bits:]
+    beat_fields = {"span": range(span_max + 1), "drop": range(span_max + 1),
+                   "offset": word_bits, "count": range(lanes + 1), "last": 1,
+                   "config": config_shape}
+    planned = {"span": span, "drop": Mux(p_final, span, end[word_bits:]), "offset": p_offset,
+               "count": p_count, "last": p_final, "config": p_config}
+    fire = Signal()
+    beat_in_ready, beat_valid, beat, _, _ = _queue2(m, "beat", beat_fields, emit, planned, fire)
+    m.d.comb += beat_ready.eq(beat_in_ready)
+
+    # Word FIFO: slot k holds a word when have[k] (thermometer: held >= k + 1).
+    fifo = [Signal(width, name=f"slot{k}") for k in range(slots)]
+    have = Signal(slots)
+    write_at = Signal(slots, init=1)         # one-hot
+    read_at = Signal(range(slots))
+    room = ~have[-1]
+    # `keep` entries always have words (`none` is only set with `keep` clear): `take` is one
+    # gate of four registers, as it drives every slot's enable.
+    m.d.comb += dut.data.ready.eq(kind_valid & Mux(kind.keep, room, ~kind.none))
+    word = dut.data.valid & dut.data.ready
+    take = Signal()
+    m.d.comb += take.eq(dut.data.valid & kind_valid & kind.keep & room)
+    m.d.comb += kind_pop.eq((kind_valid & kind.none) | (word & dut.data.payload.last))
+    for k, slot in enumerate(fifo):
+        with m.If(take & write_at[k]):
+            m.d.sync += slot.eq(dut.data.payload.data)
+    with m.If(take):
+        m.d.sync += write_at.eq(write_at.rotate_left(1))
+
+    # Output side: `go` is high while the skid register is empty.
+    skid_valid = Signal()
+    go = ~skid_valid
+    enough = Signal()
+    with m.Switch(beat.span):
+        for words in range(1, span_max + 1):
+            with m.Case(words):
+                m.d.comb += enough.eq(have[words - 1])
+    m.d.comb += fire.eq(beat_valid & enough & go)
+
+    # Occupancy: held + take - (fire ? drop : 0), as a shift of the thermometer code.
+    freed = Mux(fire, beat.drop, 0)
+    extended = Cat(Const(1, 1), have, Const(0, span_max + 1))   # extended[n] = held >= n
+    with m.Switch(Cat(take, freed)):
+        for taken in (0, 1):
+            for drop in range(span_max + 1):
+                with m.Case(taken | drop << 1):
+                    shift = drop - taken             # have'[k] = held - shift >= k + 1
+                    m.d.sync += have.eq(extended[1 + shift:1 + shift + slots])
+    with m.If(fire):
+        m.d.sync += read_at.eq(Mux(read_at + beat.drop >= slots,
+                                   read_at + beat.drop - slots, read_at + beat.drop))
+
+    # Snapshot: the words the beat spans, oldest first.
+    s_valid = Signal()
+    s_words = Signal(span_max * width)
+    s_offset = Signal(word_bits)
+    s_count = Signal(range(lanes + 1))
+    s_last = Signal()
+    s_config = Signal(config_shape)
+    rotated = Signal(span_max * width)
+    with m.Switch(read_at):
+        for start in range(slots):
+            with m.Case(start):
+                m.d.comb += rotated.eq(Cat(*(fifo[(start + k) % slots]
+                                             for k in range(span_max))))
+    with m.If(go):
+        m.d.sync += s_valid.eq(fire)
+        with m.If(fire):
+            m.d.sync += [s_words.eq(rotated), s_offset.eq(beat.offset), s_count.eq(beat.count),
+                         s_last.eq(beat.last), s_config.eq(beat.config)]
+
+    # Lanes: shift by the offset, keep the chunks of the beat's configuration below count.
+    offsets = sorted({o for c in configs for o in range(0, width, gcd(c.nin, width))})
+    shifted = Signal(span_max * width)
+    with m.Switch(s_offset):
+        for offset in offsets[:-1]:
+            with m.Case(offset):
+                m.d.comb += shifted.eq(s_words >> offset)
+        with m.Default():
+            m.d.comb += shifted.eq(s_words >> offsets[-1])
+    x_valid = Signal()
+    x_count = Signal(range(lanes + 1))
+    x_last = Signal()
+    x_lanes = [[Signal(c.nin, name=f"x{index}_lane{lane}") for lane in range(lanes)]
+               for index, c in enumerate(configs)]
+    with m.If(go):
+        m.d.sync += [x_valid.eq(s_valid), x_count.eq(s_count), x_last.eq(s_last)]
+        for index, c in enumerate(configs):
+            for lane in range(lanes):
+                keep = (s_config == index) & (s_count > lane)
+                bits = shifted[lane * c.nin:(lane + 1) * c.nin]
+                m.d.sync += x_lanes[index][lane].eq(Mux(keep, bits, 0))
+
+    # XOR networks of every configuration; all but the beat's own see zeros.
+    result = Signal(dut.out.payload.shape())
+    lane_outputs = []
+    for lane in range(lanes):
+        rows = [Const(0, 1)] * nout
+        for index in range(len(configs)):
+            network = network_rows(m, configs[index], dut.programs[index],
+                                   x_lanes[index][lane], f"xor{index}_lane{lane}")
+            rows = [a ^ b for a, b in zip(rows, network)]
+        lane_outputs.append(Cat(*rows))
+    m.d.comb += [result.data.eq(Cat(*lane_outputs)), result.count.eq(x_count),
+                 result.last.eq(x_last)]
+
+    skid = Signal(dut.out.payload.shape())
+    out = dut.out
+    with m.If(~out.valid | out.ready):
+        m.d.sync += [out.valid.eq(skid_valid | (x_valid & go)),
+                     out.payload.eq(Mux(skid_valid, skid.as_value(), result.as_value())),
+                     skid_valid.eq(0)]
+    with m.Elif(x_valid & go):
+        m.d.sync += [skid.eq(result), skid_valid.eq(1)]
+    return m
