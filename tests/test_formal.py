@@ -82,7 +82,9 @@ def test_broken_stage_fails(variant, property_text):
     results = check_formal(harness(variant, XorConfig.random(8, 10, 2, 0)),
                            depths={"bmc": 8})
     assert results["bmc"].status == "FAIL", results
-    assert any(property_text in failure for failure in results["bmc"].failures), results
+    texts = (property_text,) if isinstance(property_text, str) else property_text
+    assert any(text in failure for failure in results["bmc"].failures for text in texts), \
+        results
 
 
 @pytest.mark.slow
@@ -232,7 +234,10 @@ def test_decryptor_induction_closes_for_local_groups():
 
 @pytest.mark.parametrize("variant, name, property_text", [
     (DataAlwaysReady, "nin3-L1", "data word before descriptor"),
-    (DescAlwaysReady, "nin3-L2", "more than max_layers layers held"),
+    # Taking descriptors it cannot hold shows first as too many layers held, or (when the
+    # pipelined variant's queues absorb them) as beats that no longer match their layers.
+    (DescAlwaysReady, "nin3-L2", ("more than max_layers layers held",
+                                  "last not on the final beat", "more chunks than the layer")),
     (DropsLastChunk, "nin3-L2", "last not on the final beat"),
     (FlipsOneBit, "nin12-L1", "decrypted chunk != M x of its bits"),
 ])
@@ -241,7 +246,9 @@ def test_broken_decryptor_fails(variant, name, property_text, pipeline):
     results = check_formal(decryptor_harness(name, variant, pipeline),
                            depths={"bmc": MUTANT_DEPTH[pipeline]})
     assert results["bmc"].status == "FAIL", results
-    assert any(property_text in failure for failure in results["bmc"].failures), results
+    texts = (property_text,) if isinstance(property_text, str) else property_text
+    assert any(text in failure for failure in results["bmc"].failures for text in texts), \
+        results
 
 
 @pytest.mark.slow
