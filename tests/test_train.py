@@ -25,6 +25,7 @@ from flexor.train import (RECIPES, BinaryLinear, Recipe, from_container, predict
                           train, xor_decrypt)
 from flexor.train.__main__ import main as train_main  # noqa: E402
 from flexor.train.recipes import learning_rate, s_tanh  # noqa: E402
+from retrain import retrain_recorded  # noqa: E402
 
 SHIPPED = "weights/digits_mlp_0p8.npz"
 PROG = "python -m flexor.train"
@@ -253,23 +254,9 @@ def test_cli_writes_a_container_that_records_its_command(tmp_path):
 RETRAIN_TOLERANCE = 0.025
 
 
-def _recorded_command(tmp_path):
-    """The shipped container's recorded command, run in ``tmp_path`` on a copy of the sources;
-    returns the container it wrote."""
-    shipped = Container.load(SHIPPED)
-    args = shlex.split(shipped.metadata["command"])[3:]   # drop "python -m flexor.train"
-    target = tmp_path / "weights" / os.path.basename(args[args.index("-o") + 1])
-    target.parent.mkdir()
-    shutil.copytree("flexor", tmp_path / "flexor")
-    run = subprocess.run([sys.executable, "-m", "flexor.train", *args], cwd=tmp_path,
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    return shipped, Container.load(target)
-
-
 @pytest.mark.slow
 def test_recorded_command_retrains_to_the_recorded_accuracy(tmp_path):
-    shipped, retrained = _recorded_command(tmp_path)
+    shipped, retrained = retrain_recorded(tmp_path, SHIPPED)
     assert retrained.metadata["command"] == shipped.metadata["command"]
     assert retrained.configs == shipped.configs
     difference = retrained.metadata["accuracy"] - shipped.metadata["accuracy"]
