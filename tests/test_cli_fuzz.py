@@ -75,7 +75,7 @@ def files(tmp_path_factory):
         # Valid files with hostile content: no data set, odd metadata, no encrypted layer.
         "no-dataset": _write(root / "no-dataset.npz", small.to_bytes()),
         "dataset-name": _write(root / "dataset-name.npz", _with_metadata(
-            Container.load(SHIPPED), dataset="digits", correct="many", model=7)),
+            Container.load(SHIPPED), dataset="digits", model=7)),
         "dataset-cifar": _write(root / "dataset-cifar.npz", _with_metadata(
             Container.load(SHIPPED), dataset={"name": "cifar10"})),
         "dataset-junk": _write(root / "dataset-junk.npz", _with_metadata(

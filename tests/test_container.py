@@ -139,7 +139,7 @@ def _broken(mutate):
     (lambda h, a: h["tensors"].remove("bn0.var") or a.pop("tensor.bn0.var"),
      "tensor bn0.var is missing"),
     (lambda h, a: a.update({"tensor.bn0.var": a["tensor.bn0.var"][:2]}), "differ in length"),
-    (lambda h, a: h["configs"][0]["matrix"][0].append(1), "inconsistent header"),
+    (lambda h, a: h["configs"][0]["matrix"][0].append(1), "configuration 0: matrix must be rect"),
     (lambda h, a: h.pop("topology"), "missing 'topology'"),
 ])
 def test_inconsistent_file_is_rejected(mutate, message):
