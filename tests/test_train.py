@@ -198,18 +198,54 @@ def test_cli_writes_a_container_that_records_its_command(tmp_path):
     assert [(c.nin, c.nout) for c in container.configs] == [(6, 10)]
 
 
-@pytest.mark.slow
-def test_shipped_container_is_reproduced_by_its_recorded_command(tmp_path):
+#: How far a retrain of the shipped command may land from the recorded accuracy, in accuracy
+#: (0.025: 2.5 percentage points, 11 of the 449 test images). Bytes are not comparable across
+#: machines: floating-point kernels differ between CPUs and ATEN_CPU_CAPABILITY choices, and
+#: training amplifies the last bit. Measured on one machine (recorded: 97.77 %): 97.55 %
+#: (ATEN_CPU_CAPABILITY=default), 97.77 % (avx2), 99.33 % (avx512, the default there); other
+#: seeds 1-5 there 97.10 % to 98.44 %. See docs/results.md.
+RETRAIN_TOLERANCE = 0.025
+
+
+def _recorded_command(tmp_path):
+    """The shipped container's recorded command, run in ``tmp_path`` on a copy of the sources;
+    returns the container it wrote."""
     shipped = Container.load(SHIPPED)
     args = shlex.split(shipped.metadata["command"])[3:]   # drop "python -m flexor.train"
-    output = args.index("-o") + 1
-    target = tmp_path / "weights" / os.path.basename(args[output])
+    target = tmp_path / "weights" / os.path.basename(args[args.index("-o") + 1])
     target.parent.mkdir()
     shutil.copytree("flexor", tmp_path / "flexor")
     run = subprocess.run([sys.executable, "-m", "flexor.train", *args], cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert target.read_bytes() == open(SHIPPED, "rb").read()
+    return shipped, Container.load(target)
+
+
+@pytest.mark.slow
+def test_recorded_command_retrains_to_the_recorded_accuracy(tmp_path):
+    shipped, retrained = _recorded_command(tmp_path)
+    assert retrained.metadata["command"] == shipped.metadata["command"]
+    assert retrained.configs == shipped.configs
+    difference = retrained.metadata["accuracy"] - shipped.metadata["accuracy"]
+    assert abs(difference) <= RETRAIN_TOLERANCE, \
+        f"retrained {retrained.metadata['accuracy']:.4f}, recorded {shipped.metadata['accuracy']:.4f}"
+    # Whatever this machine's kernels trained, the golden model measures what training measured.
+    assert evaluate(retrained).correct == retrained.metadata["correct"]
+
+
+def test_same_command_twice_gives_the_same_bytes(tmp_path):
+    """Two processes running one command on one machine write identical files."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outputs = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        run = subprocess.run([sys.executable, "-m", "flexor.train", "--quiet", "--epochs", "2",
+                              "--seed", "4", "-o", "w.npz"], cwd=tmp_path / name,
+                             capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": root})
+        assert run.returncode == 0, run.stderr
+        outputs.append((tmp_path / name / "w.npz").read_bytes())
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.slow
