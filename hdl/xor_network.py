@@ -20,8 +20,17 @@ def _check_config(config):
 
 def xor_rows(config, x):
     """Expressions for ``M @ x mod 2``, one per decrypted bit (a row of zeros gives 0)."""
-    return [reduce(xor, (x[j] for j in config.taps(r)), Const(0, 1))
-            for r in range(config.nout)]
+    return [_xor_tree([x[j] for j in config.taps(r)]) for r in range(config.nout)]
+
+
+def _xor_tree(bits):
+    """The XOR of ``bits`` as a balanced tree: Amaranth walks expressions recursively, so a
+    chain as deep as a row of a few hundred taps exceeds Python's recursion limit."""
+    if not bits:
+        return Const(0, 1)
+    while len(bits) > 1:
+        bits = [reduce(xor, bits[i:i + 2]) for i in range(0, len(bits), 2)]
+    return bits[0]
 
 
 class XorNetwork(wiring.Component):

@@ -82,7 +82,7 @@ def test_matrix_from_bare_json(tmp_path, capsys):
 def test_rank_warning_is_one_line_and_output_still_written(tmp_path, capsys):
     status, _, err = gen(["--nin", 8, "--nout", 10, "-o", tmp_path / "d.v"], capsys)
     assert status == 0
-    assert err.count("\n") == 1 and "warning: XOR matrix 10x8 has GF(2) rank 7 < nin 8" in err
+    assert err.count("\n") == 1 and "warning: XOR matrix 10x8 (ntap 2, seed 0) has GF(2) rank 7 < nin 8" in err
 
 
 @pytest.mark.parametrize("argv,message", [
