@@ -471,8 +471,7 @@ def test_gen_refuses_to_overwrite_its_input_matrix(tmp_path):
     (lambda sidecar: sidecar.update(latency=3), "'latency' of a combinational decoder must be 0"),
     (lambda sidecar: sidecar.update(ports=sidecar["ports"][:1]), "'ports' must be"),
     (lambda sidecar: sidecar.pop("ports"), "'ports' must be"),
-    (lambda sidecar: sidecar.update(registered=True), "'latency' of a registered decoder"),
-], ids=["latency", "port-removed", "no-ports", "registered-flag"])
+], ids=["latency", "port-removed", "no-ports"])
 def test_gen_check_covers_latency_and_ports(tmp_path, edit, fragment):
     """--check used to say "proven" whatever the sidecar's latency and ports claimed."""
     assert gen_run(["--nin", "6", "--nout", "5", "-o", "d.v"], tmp_path)[0] == 0
