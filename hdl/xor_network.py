@@ -23,14 +23,24 @@ def xor_rows(config, x):
     return [_xor_tree([x[j] for j in config.taps(r)]) for r in range(config.nout)]
 
 
+#: Taps XORed as one chain in tap order: the shape Yosys proves against the reference fastest
+#: (its reduction is such a chain), and shallow enough for Amaranth's recursive walks.
+_CHAIN_TAPS = 128
+
+
 def _xor_tree(bits):
-    """The XOR of ``bits`` as a balanced tree: Amaranth walks expressions recursively, so a
-    chain as deep as a row of a few hundred taps exceeds Python's recursion limit."""
-    if not bits:
-        return Const(0, 1)
-    while len(bits) > 1:
-        bits = [reduce(xor, bits[i:i + 2]) for i in range(0, len(bits), 2)]
-    return bits[0]
+    """The XOR of ``bits``: chains of up to :data:`_CHAIN_TAPS` taps, joined as a balanced tree.
+
+    One chain of a few hundred taps exceeds Python's recursion limit inside Amaranth, which
+    walks expressions recursively; the tree keeps the depth at ``log2`` of the chain count.
+    """
+    # The first chain starts from 0, as a row of no taps must.
+    level = [reduce(xor, bits[:_CHAIN_TAPS], Const(0, 1))]
+    level += [reduce(xor, bits[i:i + _CHAIN_TAPS]) for i in range(_CHAIN_TAPS, len(bits),
+                                                                    _CHAIN_TAPS)]
+    while len(level) > 1:
+        level = [reduce(xor, level[i:i + 2]) for i in range(0, len(level), 2)]
+    return level[0]
 
 
 class XorNetwork(wiring.Component):
