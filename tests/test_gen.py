@@ -72,10 +72,10 @@ def test_matrix_from_earlier_sidecar_reproduces_it(tmp_path, capsys):
 
 def test_matrix_from_bare_json(tmp_path, capsys):
     (tmp_path / "m.json").write_text("[[1, 0, 1], [0, 1, 1]]")
-    status, _, _ = gen(["--matrix", tmp_path / "m.json", "--nin", 3, "-o", tmp_path / "m.v"],
+    status, _, _ = gen(["--matrix", tmp_path / "m.json", "--nin", 3, "-o", tmp_path / "d.v"],
                        capsys)
     assert status == 0
-    sidecar = json.loads((tmp_path / "m.json").read_text())
+    sidecar = json.loads((tmp_path / "d.json").read_text())
     assert sidecar["matrix"] == [[1, 0, 1], [0, 1, 1]] and sidecar["seed"] is None
 
 
