@@ -2,10 +2,13 @@
 
 import argparse
 import os
+import re
 import sys
 import tempfile
+import warnings
 
-__all__ = ["CliParser", "positive_int", "nonnegative_int", "write_files_atomically", "run_cli"]
+__all__ = ["CliParser", "positive_int", "nonnegative_int", "output_file", "write_files_atomically",
+           "run_cli"]
 
 
 class CliError(Exception):
@@ -20,13 +23,18 @@ class CliParser(argparse.ArgumentParser):
 
 
 def _integer(text, minimum, what):
-    try:
-        value = int(text, 10)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+    # ASCII digits only: int() would also take ' 8', '8_0' and fullwidth or other Unicode digits.
+    if not isinstance(text, str) or not re.fullmatch(r"-?[0-9]+", text) or \
+            len(text) > _MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+    value = int(text, 10)
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
     return value
+
+
+#: Longest integer argument read (far past any count or seed; int() is quadratic in digits).
+_MAX_DIGITS = 100
 
 
 def positive_int(text):
@@ -39,16 +47,32 @@ def nonnegative_int(text):
     return _integer(text, 0, "a non-negative integer")
 
 
-def write_files_atomically(contents):
+def output_file(text):
+    """``argparse`` type: a path that can name a file to write (not empty, not ending in ``/``)."""
+    if not text or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"must name a file, not {text!r}")
+    return text
+
+
+def write_files_atomically(contents, *, inputs=()):
     """Write ``{path: text or bytes}`` so that either every file appears complete or none changes.
 
-    Each file is first written to a temporary file in its own directory and renamed into place
-    only once all of them were written. A missing directory raises ``CliError`` naming it.
+    Every destination is checked first (its directory exists, it is not a directory, it is not
+    one of the ``inputs`` the run read); then each file is written to a temporary file in its
+    own directory, and only once all of them are written are they renamed into place. What
+    remains possible: a rename that fails after an earlier one succeeded (the directory changed
+    under us, a disk error), which leaves the earlier files new and the later ones as they were.
+    Problems raise ``CliError`` naming the file.
     """
     for path in contents:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise CliError(f"output directory {os.path.dirname(path) or '.'!r} does not exist")
+        if os.path.isdir(path):
+            raise CliError(f"cannot write {path!r}: Is a directory")
+        for source in inputs:
+            if os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+                raise CliError(f"output {path!r} would overwrite the input {source!r}")
     staged = []
     try:
         for path, data in contents.items():
@@ -80,16 +104,33 @@ def _umask():
 def run_cli(prog, main, argv=None):
     """Run ``main(argv)`` and turn user errors into one ``prog: error: ...`` line and exit 2.
 
-    ``CliError`` and ``ValueError``/``TypeError`` raised while checking input are user errors;
-    anything else is a bug and keeps its traceback.
+    ``CliError`` and ``ValueError``/``TypeError`` raised while checking input are user errors,
+    and so is running out of memory (a ``ulimit``); anything else is a bug and keeps its
+    traceback. A :class:`~flexor.xor_config.RankWarning` is printed as one
+    ``prog: warning: ...`` line once ``main`` has succeeded, and not at all when it fails (the
+    error is then the only line).
     """
+    from .xor_config import RankWarning
+
     try:
-        status = main(argv)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RankWarning)
+            status = main(argv)
     except (CliError, ValueError, TypeError) as error:
         # One line even when the message quotes an argument with a line break in it.
         print(f"{prog}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory (raise the memory limit or give a smaller input)",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    ranks = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RankWarning))
+    for message in ranks:
+        print(f"{prog}: warning: {' '.join(message.splitlines())}", file=sys.stderr)
+    for w in caught:
+        if not issubclass(w.category, RankWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return status or 0

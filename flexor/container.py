@@ -25,10 +25,12 @@ of ``n`` weights. Every problem with a file raises :class:`ContainerError` (a ``
 with one line that names the file and what is wrong.
 """
 
+import contextlib
 import hashlib
 import io
 import json
 import math
+import reprlib
 import tokenize
 import warnings
 import zipfile
@@ -37,32 +39,90 @@ import zlib
 import numpy as np
 
 from .golden import pack_bits, unpack_bits
+from .input_files import read_input_file
 from .weight_order import check_order, chunk_count
-from .xor_config import XorConfig
+from .xor_config import DENSE, RankWarning, XorConfig
 
 __all__ = ["Container", "Layer", "Plane", "IntegerStep", "ContainerError", "FORMAT", "VERSION",
-           "VERSIONS", "MAX_NIN", "MAX_ACTIVATION", "TOPOLOGY_OPS", "encode_container"]
+           "VERSIONS", "MAX_NIN", "MAX_ACTIVATION", "MAX_FILE_BYTES", "MAX_HEADER_BYTES",
+           "MAX_ARRAY_BYTES", "SCHEMA", "Key", "TOPOLOGY_OPS", "encode_container"]
 
 FORMAT = "flexor-container"
 #: The version written when the content needs it (a tiled weight order, a ``quantize`` op or an
 #: integer program); content that version 1 can express is written as version 1, byte for byte
 #: as before.
 VERSION = 2
+#: Every version this code reads.
 VERSIONS = (1, 2)
 #: Widest chunk the hardware decryptor accepts (the hardware flow's limit, enforced here).
 MAX_NIN = 64
 #: Most values one activation may hold per sample (a bound against absurd headers, far above
 #: any network the flow targets: ResNet-20 on CIFAR-10 peaks at 16 x 32 x 32 = 16384).
 MAX_ACTIVATION = 2 ** 24
+#: Largest container file, ``header.json`` member and sum of array bytes the loader accepts:
+#: bounds on memory, checked before anything that size is read or inflated.
+MAX_FILE_BYTES = 2 ** 30
+MAX_HEADER_BYTES = 2 ** 24
+MAX_ARRAY_BYTES = 2 ** 30
 #: Weight order of version 1 (the only one it has): PyTorch's row-major ``[out, in, kh, kw]``.
 FLATTEN = "row-major"
-#: Topology operations and the keys each one needs besides ``op``.
-TOPOLOGY_OPS = {
-    "reshape": ("shape",), "linear": ("layer",), "conv2d": ("layer",),
-    "batchnorm": ("name", "eps"), "relu": (), "maxpool2d": ("kernel",), "flatten": (),
-    "global_avgpool": (), "push": (), "add_shortcut": ("stride", "pad_channels"),
-    "quantize": ("name", "bits"),
+
+
+class Key:
+    """One key of a ``header.json`` record: its JSON types, whether it may be left out and the
+    first format version that has it.
+
+    ``int`` is an integer (never ``true`` or ``1.0``), ``float`` any finite number, ``None``
+    JSON ``null``; the other types are JSON's own.
+    """
+
+    def __init__(self, *types, optional=False, since=1):
+        self.types, self.optional, self.since = types, optional, since
+
+
+#: Keys of a record that also takes keys it does not list (``metadata``: free JSON).
+OTHER_KEYS = "*"
+
+#: The schema of ``header.json``: for each record, every key it may hold with its exact type.
+#: ``layer <kind>`` and ``op <name>`` add to ``layer`` and ``{"op": ...}`` the keys of one kind
+#: of layer or one topology operation. Any other key is refused; a new key is one entry here.
+SCHEMA = {
+    "header": {"format": Key(str), "version": Key(int), "configs": Key(list),
+               "layers": Key(list), "topology": Key(dict), "tensors": Key(list),
+               "metadata": Key(dict), "integer": Key(dict, None, since=2)},
+    "config": {"nin": Key(int), "nout": Key(int), "ntap": Key(int, str, None),
+               "seed": Key(int, None), "rank": Key(int), "matrix": Key(list)},
+    "layer": {"name": Key(str), "kind": Key(str), "shape": Key(list), "flatten": Key(str),
+              "tile": Key(int, optional=True, since=2), "precision": Key(str), "q": Key(int),
+              "planes": Key(list), "bias": Key(bool)},
+    "layer linear": {},
+    "layer conv2d": {"stride": Key(int), "padding": Key(int)},
+    "plane": {"config": Key(int), "chunks": Key(int), "bits": Key(int)},
+    "topology": {"input_shape": Key(list), "ops": Key(list)},
+    "op reshape": {"shape": Key(list)},
+    "op linear": {"layer": Key(int)},
+    "op conv2d": {"layer": Key(int)},
+    "op batchnorm": {"name": Key(str), "eps": Key(float)},
+    "op relu": {},
+    "op maxpool2d": {"kernel": Key(int)},
+    "op flatten": {},
+    "op global_avgpool": {},
+    "op push": {},
+    "op add_shortcut": {"stride": Key(int), "pad_channels": Key(int)},
+    "op quantize": {"name": Key(str), "bits": Key(int)},
+    # The integer program (docs/integer-program.md); its arrays are members integer{s}.mult
+    # and integer{s}.offset.
+    "integer": {"steps": Key(list)},
+    "integer step": {"layer": Key(int), "shift": Key(int), "in_bits": Key(int),
+                     "out_bits": Key(int, None)},
+    # What tools read from the training metadata; the rest is free.
+    "metadata": {"accuracy": Key(float, optional=True), "correct": Key(int, optional=True),
+                 "test_samples": Key(int, optional=True), OTHER_KEYS: Key()},
 }
+#: Topology operations and the keys each one needs besides ``op``.
+TOPOLOGY_OPS = {record[3:]: tuple(keys) for record, keys in SCHEMA.items()
+                if record.startswith("op ")}
+LAYER_KINDS = tuple(record[6:] for record in SCHEMA if record.startswith("layer "))
 #: Operations that exist from format version 2 on.
 V2_OPS = ("quantize",)
 BATCHNORM_TENSORS = ("mean", "var", "weight", "bias")
@@ -173,6 +233,8 @@ class Layer:
         self.bias = None if bias is None else np.asarray(bias)
         self.stride = _check_int("stride", stride)
         self.padding = _check_int("padding", padding, minimum=0)
+        if kind == "linear" and (self.stride, self.padding) != (1, 0):
+            raise ContainerError(f"layer {name}: a linear layer has no stride or padding")
         try:
             check_order(flatten, tile)
         except ValueError as error:
@@ -416,10 +478,8 @@ class Container:
             raise ContainerError(f"{where}: padding bits past bit {plane.n_bits} are not zero")
 
     def _check_topology(self):
-        topology = self.topology
-        if not isinstance(topology, dict) or not isinstance(topology.get("ops"), list):
-            raise ContainerError("topology must be an object with an 'ops' list")
-        shape = topology.get("input_shape")
+        topology = _check_record("topology", self.topology, SCHEMA["topology"])
+        shape = topology["input_shape"]
         if not _is_shape(shape):
             raise ContainerError(f"topology input_shape must be a list of positive integers, "
                                  f"not {shape!r}")
@@ -427,11 +487,10 @@ class Container:
         _check_activation("input", shape)
         for position, op in enumerate(topology["ops"]):
             name = op.get("op") if isinstance(op, dict) else None
-            if name not in TOPOLOGY_OPS:
+            if not isinstance(name, str) or name not in TOPOLOGY_OPS:
                 raise ContainerError(f"topology op {position}: unknown operation {name!r}")
-            missing = [key for key in TOPOLOGY_OPS[name] if key not in op]
-            if missing:
-                raise ContainerError(f"topology op {position} ({name}): missing {missing}")
+            _check_record(f"topology op {position} ({name})", op,
+                          {"op": Key(str), **SCHEMA[f"op {name}"]})
             if name in ("linear", "conv2d"):
                 index = op["layer"]
                 if not _is_int(index) or not 0 <= index < len(self.layers):
@@ -496,6 +555,8 @@ class Container:
             eps = op["eps"]
             need(isinstance(eps, (int, float)) and not isinstance(eps, bool) and
                  math.isfinite(eps) and eps >= 0, f"eps must be a number >= 0, not {eps!r}")
+            need(bool((self.tensors[f"{op['name']}.var"] + eps > 0).all()),
+                 f"var + eps must be > 0 (inference divides by its square root)")
             need(shape[0] == channels, f"{channels} channels")
             return shape
         # The rest work on (channels, height, width) images.
@@ -539,6 +600,8 @@ class Container:
             if not np.isfinite(tensor).all():
                 raise ContainerError(f"tensor {name}.{part} holds NaN or infinity")
             shapes.add(tensor.shape)
+        if (self.tensors[f"{name}.var"] < 0).any():
+            raise ContainerError(f"tensor {name}.var holds a negative variance")
         if len(shapes) != 1:
             raise ContainerError(f"tensors of batchnorm {name} differ in length: {shapes}")
         return shapes.pop()[0]
@@ -605,51 +668,79 @@ class Container:
 
     @classmethod
     def load(cls, path):
-        """Read and check a container file; every problem raises one :class:`ContainerError`."""
+        """Read and check a container file; every problem raises one :class:`ContainerError`.
+
+        The file must be a regular file of at most :data:`MAX_FILE_BYTES` (a FIFO or a device
+        is refused, not read).
+        """
         try:
-            with open(path, "rb") as file:
-                data = file.read()
-        except FileNotFoundError:
-            raise ContainerError(f"{path}: no such file") from None
-        except OSError as error:
-            raise ContainerError(f"{path}: cannot read ({error.strerror})") from None
+            data = read_input_file(path, limit=MAX_FILE_BYTES)
+        except ValueError as error:
+            raise ContainerError(str(error)) from None
+        except MemoryError:
+            raise ContainerError(f"{path}: not enough memory to read it") from None
         return cls.from_bytes(data, origin=path)
 
     @classmethod
     def from_bytes(cls, data, origin="<bytes>"):
-        """Parse container bytes (see :meth:`load`)."""
+        """Parse container bytes (see :meth:`load`).
+
+        The loaded container is exactly what its writer wrote or the file is refused: one
+        ``header.json`` without duplicate keys whose every record matches :data:`SCHEMA`, and
+        exactly the members the header names, each once, each of the dtype and shape the header
+        implies (checked before it is inflated).
+        """
         try:
-            header, arrays = _decode(data)
-            return cls._from_parts(header, arrays)
+            _check_trailer(data)
+            with _Archive(data) as archive:
+                return cls._from_archive(archive)
         except ContainerError as error:
             raise ContainerError(f"{origin}: {error}") from None
+        except MemoryError:
+            raise ContainerError(f"{origin}: not enough memory to load it") from None
 
     @classmethod
-    def _from_parts(cls, header, arrays):
+    def _from_archive(cls, archive):
+        header = archive.header()
         if header.get("format") != FORMAT:
             raise ContainerError(f"not a FleXOR container (format {header.get('format')!r})")
         version = header.get("version")
         if not _is_int(version) or version not in VERSIONS:
             raise ContainerError(f"unsupported container version {version!r} (this code reads "
                                  f"versions {', '.join(map(str, VERSIONS))})")
-        try:
-            configs = [XorConfig.from_dict(data) for data in header["configs"]]
-            layers = [_layer_from_record(i, record, arrays, configs, version)
-                      for i, record in enumerate(header["layers"])]
-            tensors = {name: _member(arrays, f"tensor.{name}") for name in header["tensors"]}
-            integer = _integer_from_header(header, arrays) if version >= 2 else None
-            container = cls(configs=configs, layers=layers, topology=header["topology"],
-                            tensors=tensors, metadata=header["metadata"], integer=integer)
-            if container.version != version:
-                raise ContainerError(f"version {version} file, but its content is that of "
-                                     f"version {container.version}")
-            return container
-        except ContainerError:
-            raise
-        except KeyError as error:
-            raise ContainerError(f"header is missing {error}") from None
-        except (TypeError, ValueError, AttributeError) as error:
-            raise ContainerError(f"inconsistent header ({error})") from None
+        _check_record("header", header, SCHEMA["header"], version)
+        configs = [_config_from_record(i, record, version)
+                   for i, record in enumerate(header["configs"])]
+        records = [_check_layer_record(i, record, configs, version)
+                   for i, record in enumerate(header["layers"])]
+        names = header["tensors"]
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ContainerError(f"tensors must be a list of non-empty names, not {name!r}")
+        if len(set(names)) != len(names):
+            raise ContainerError(f"tensors names a tensor twice: {names!r}")
+        steps = _check_integer_record(header.get("integer"), records, version)
+        archive.check_members([member for i, record in enumerate(records)
+                               for member in _layer_members(i, record)] +
+                              [f"tensor.{name}" for name in names] +
+                              [f"integer{s}.{part}" for s in range(len(steps or ()))
+                               for part in ("mult", "offset")])
+        layers = [_layer_from_record(i, record, configs, archive)
+                  for i, record in enumerate(records)]
+        tensors = {name: archive.array(f"tensor.{name}", np.float32, (None,)) for name in names}
+        integer = None if steps is None else [_step_from_record(s, step, layers, archive)
+                                              for s, step in enumerate(steps)]
+        metadata = _check_record("metadata", header["metadata"], SCHEMA["metadata"], version)
+        correct, samples = metadata.get("correct"), metadata.get("test_samples")
+        if correct is not None and samples is not None and not 0 <= correct <= samples:
+            raise ContainerError(f"metadata: correct {correct} is not within 0..test_samples "
+                                 f"({samples})")
+        container = cls(configs=configs, layers=layers, topology=header["topology"],
+                        tensors=tensors, metadata=metadata, integer=integer)
+        if container.version != version:
+            raise ContainerError(f"version {version} file, but its content is that of "
+                                 f"version {container.version}")
+        return container
 
 
 def _is_int(value):
@@ -672,16 +763,30 @@ def _check_bits(name, value):
     return value
 
 
-def _integer_from_header(header, arrays):
-    section = header["integer"]
+def _check_integer_record(section, records, version):
+    """The checked step records of a header's ``integer`` section (``None`` when it is null or,
+    in version 1, absent); each names an encrypted layer, whose shape sizes its arrays."""
     if section is None:
         return None
-    if not isinstance(section, dict) or not isinstance(section.get("steps"), list):
-        raise ContainerError("integer must be null or an object with a 'steps' list")
-    return [IntegerStep(layer=step["layer"], mult=_member(arrays, f"integer{s}.mult"),
-                        offset=_member(arrays, f"integer{s}.offset"), shift=step["shift"],
-                        in_bits=step["in_bits"], out_bits=step["out_bits"])
-            for s, step in enumerate(section["steps"])]
+    _check_record("integer", section, SCHEMA["integer"], version)
+    steps = section["steps"]
+    for s, step in enumerate(steps):
+        where = f"integer step {s}"
+        _check_record(where, step, SCHEMA["integer step"], version)
+        if not 0 <= step["layer"] < len(records) or \
+                records[step["layer"]]["precision"] != "xor":
+            raise ContainerError(f"{where}: layer {step['layer']} is not an encrypted layer of "
+                                 f"the container")
+    return steps
+
+
+def _step_from_record(index, step, layers, archive):
+    layer = layers[step["layer"]]
+    return IntegerStep(
+        layer=step["layer"], shift=step["shift"], in_bits=step["in_bits"],
+        out_bits=step["out_bits"],
+        mult=archive.array(f"integer{index}.mult", np.int16, (layer.q, layer.shape[0])),
+        offset=archive.array(f"integer{index}.offset", np.int64, (layer.shape[0],)))
 
 
 def _check_int(name, value, *, minimum=1):
@@ -702,36 +807,135 @@ def _check_float_array(layer, part, array, shape, optional=False):
         raise ContainerError(f"layer {layer.name}: {part} holds NaN or infinity")
 
 
-def _member(arrays, name):
-    if name not in arrays:
-        raise ContainerError(f"array {name} is missing")
-    return arrays[name]
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "an object", None: "null"}
 
 
-def _layer_from_record(index, record, arrays, configs, version):
-    if version == 1 and (record.get("flatten") != FLATTEN or "tile" in record):
-        raise ContainerError(f"layer {index}: flatten order {record.get('flatten')!r} is not "
-                             f"{FLATTEN!r} (the only one of version 1)")
-    planes = []
+def _has_type(value, kind):
+    if kind is None:
+        return value is None
+    if kind is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    return type(value) is kind
+
+
+def _check_record(where, record, schema, version=VERSION):
+    """Check one JSON record against its ``schema`` (a :data:`SCHEMA` entry); return it."""
+    if not isinstance(record, dict):
+        raise ContainerError(f"{where} must be a JSON object, not {reprlib.repr(record)}")
+    for key, value in record.items():
+        spec = schema.get(key)
+        if spec is None or spec.since > version:
+            if OTHER_KEYS in schema:
+                continue
+            raise ContainerError(f"{where}: unknown key {key!r}")
+        if not any(_has_type(value, kind) for kind in spec.types):
+            kinds = " or ".join(_TYPE_NAMES[kind] for kind in spec.types)
+            raise ContainerError(f"{where}: {key} must be {kinds}, not {reprlib.repr(value)}")
+    missing = [key for key, spec in schema.items() if key != OTHER_KEYS and not spec.optional
+               and spec.since <= version and key not in record]
+    if missing:
+        raise ContainerError(f"{where} is missing {', '.join(map(repr, missing))}")
+    return record
+
+
+def _config_from_record(index, record, version):
+    """A configuration record as an :class:`XorConfig`: its matrix, and the rank and (when it
+    names a seed) the generator's matrix agree with it."""
+    where = f"configuration {index}"
+    _check_record(where, record, SCHEMA["config"], version)
+    ntap, seed = record["ntap"], record["seed"]
+    if isinstance(ntap, str) and ntap != DENSE:
+        raise ContainerError(f"{where}: ntap must be an integer, {DENSE!r} or null, not {ntap!r}")
+    try:
+        config = XorConfig.from_dict(record)
+    except (TypeError, ValueError) as error:
+        raise ContainerError(f"{where}: {error}") from None
+    if config.nin > MAX_NIN:
+        raise ContainerError(f"{where}: nin {config.nin} > {MAX_NIN}, the decryptor's limit")
+    if record["rank"] != config.rank:
+        raise ContainerError(f"{where}: rank is {record['rank']} but the matrix has GF(2) rank "
+                             f"{config.rank}")
+    if seed is not None:
+        if ntap is None:
+            raise ContainerError(f"{where}: a seed ({seed}) needs the ntap it was drawn with")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RankWarning)
+                drawn = XorConfig.random(config.nin, config.nout, ntap, seed)
+        except (TypeError, ValueError) as error:
+            raise ContainerError(f"{where}: {error}") from None
+        if not np.array_equal(drawn.matrix, config.matrix):
+            raise ContainerError(f"{where}: the matrix is not the one XorConfig.random("
+                                 f"{config.nin}, {config.nout}, {ntap!r}, seed={seed}) gives")
+    return config
+
+
+def _check_layer_record(index, record, configs, version):
+    """Check a layer record and its plane records before any of its arrays is read."""
+    where = f"layer {index}"
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if kind not in LAYER_KINDS:
+        raise ContainerError(f"{where}: kind must be {' or '.join(map(repr, LAYER_KINDS))}, "
+                             f"not {reprlib.repr(kind)}")
+    _check_record(where, record, {**SCHEMA["layer"], **SCHEMA[f"layer {kind}"]}, version)
+    if version == 1 and record["flatten"] != FLATTEN:
+        raise ContainerError(f"{where}: flatten order {record['flatten']!r} is not {FLATTEN!r} "
+                             f"(the only one of version 1)")
+    rank = 2 if kind == "linear" else 4
+    if not _is_shape(record["shape"]) or len(record["shape"]) != rank:
+        raise ContainerError(f"{where}: a {kind} shape is {rank} positive integers, not "
+                             f"{reprlib.repr(record['shape'])}")
+    if record["precision"] not in ("xor", "full"):
+        raise ContainerError(f"{where}: precision must be 'xor' or 'full', not "
+                             f"{record['precision']!r}")
     for p, plane in enumerate(record["planes"]):
+        _check_record(f"{where} plane {p}", plane, SCHEMA["plane"], version)
         config = plane["config"]
-        if not _is_int(config) or not 0 <= config < len(configs):
-            raise ContainerError(f"layer {index} plane {p}: configuration index {config!r} out "
+        if not 0 <= config < len(configs):
+            raise ContainerError(f"{where} plane {p}: configuration index {config!r} out "
                                  f"of range (the container has {len(configs)})")
-        planes.append(Plane(config=config, chunks=plane["chunks"], nin=configs[config].nin,
-                            packed=_member(arrays, f"layer{index}.plane{p}")))
-        if plane["bits"] != planes[-1].n_bits:
-            raise ContainerError(f"layer {index} plane {p}: header says {plane['bits']} bits, "
-                                 f"but {plane['chunks']} chunks of nin {configs[config].nin} "
-                                 f"are {planes[-1].n_bits}")
-    if len(planes) != record["q"]:
-        raise ContainerError(f"layer {index}: q is {record['q']} but {len(planes)} planes")
-    optional = {part: arrays.get(f"layer{index}.{part}") for part in ("alpha", "weight")}
-    bias = _member(arrays, f"layer{index}.bias") if record["bias"] else None
+        if plane["chunks"] < 1:
+            raise ContainerError(f"{where} plane {p}: chunks must be >= 1, not "
+                                 f"{plane['chunks']}")
+        nin = configs[config].nin
+        if plane["bits"] != plane["chunks"] * nin:
+            raise ContainerError(f"{where} plane {p}: header says {plane['bits']} bits, but "
+                                 f"{plane['chunks']} chunks of nin {nin} are "
+                                 f"{plane['chunks'] * nin}")
+    if len(record["planes"]) != record["q"]:
+        raise ContainerError(f"{where}: q is {record['q']} but {len(record['planes'])} planes")
+    return record
+
+
+def _layer_members(index, record):
+    """Names of the array members a (checked) layer record says the archive holds."""
+    names = [f"layer{index}.plane{p}" for p in range(len(record["planes"]))]
+    names.append(f"layer{index}.{'alpha' if record['precision'] == 'xor' else 'weight'}")
+    if record["bias"]:
+        names.append(f"layer{index}.bias")
+    return names
+
+
+def _layer_from_record(index, record, configs, archive):
+    shape, planes = record["shape"], []
+    for p, plane in enumerate(record["planes"]):
+        packed = archive.array(f"layer{index}.plane{p}", np.uint8, (-(-plane["bits"] // 8),),
+                               why=f"ceil(n/Nout)*Nin = {plane['bits']} bits")
+        planes.append(Plane(config=plane["config"], chunks=plane["chunks"],
+                            nin=configs[plane["config"]].nin, packed=packed))
+    arrays = {}
+    if record["precision"] == "xor":
+        arrays["alpha"] = archive.array(f"layer{index}.alpha", np.float32,
+                                        (len(planes), shape[0]))
+    else:
+        arrays["weight"] = archive.array(f"layer{index}.weight", np.float32, tuple(shape))
+    if record["bias"]:
+        arrays["bias"] = archive.array(f"layer{index}.bias", np.float32, (shape[0],))
     geometry = {key: record[key] for key in ("stride", "padding") if key in record}
-    return Layer(name=record["name"], kind=record["kind"], shape=record["shape"],
-                 precision=record["precision"], planes=planes, bias=bias, **optional,
-                 **geometry, flatten=record["flatten"], tile=record.get("tile"))
+    return Layer(name=record["name"], kind=record["kind"], shape=shape,
+                 precision=record["precision"], planes=planes, **arrays, **geometry,
+                 flatten=record["flatten"], tile=record.get("tile"))
 
 
 def encode_container(header, arrays):
@@ -761,32 +965,11 @@ def encode_container(header, arrays):
 _NPY_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, OverflowError, tokenize.TokenError)
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                        (2, 0): np.lib.format.read_array_header_2_0}
+#: Longest ``.npy`` header the loader reads (NumPy writes 128 bytes for the container's arrays).
+_MAX_NPY_HEADER = 4096
 
 
-def _read_npy(name, payload):
-    """One ``.npy`` member, read only once its header parses and its declared shape matches the
-    bytes that follow (NumPy would first allocate whatever the header claims)."""
-    stream = io.BytesIO(payload)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version not in _NPY_HEADER_READERS:
-            raise ValueError(f"version {version[0]}.{version[1]} is not 1.0 or 2.0")
-        with warnings.catch_warnings():  # headers that need Python 2 fix-ups warn first
-            warnings.simplefilter("ignore", UserWarning)
-            shape, _, dtype = _NPY_HEADER_READERS[version](stream)
-    except _NPY_HEADER_ERRORS as error:
-        raise ContainerError(f"member {name} is not a .npy array ({error})") from None
-    if dtype.hasobject:
-        raise ContainerError(f"member {name} holds Python objects, not numbers")
-    size, present = math.prod(shape) * dtype.itemsize, len(payload) - stream.tell()
-    if size != present:
-        raise ContainerError(f"member {name}: its header declares {size} bytes of data "
-                             f"(shape {shape}, {dtype}), {present} follow")
-    return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
-
-
-def _decode(data):
-    """Check the trailer, then unzip the header and arrays of a container file."""
+def _check_trailer(data):
     if len(data) < len(_TRAILER) + _DIGEST_CHARS or \
             data[-_DIGEST_CHARS - len(_TRAILER):-_DIGEST_CHARS] != _TRAILER:
         raise ContainerError("truncated or not a FleXOR container (no checksum trailer at the "
@@ -795,18 +978,13 @@ def _decode(data):
     if hashlib.sha256(body).hexdigest().encode("ascii") != stored:
         raise ContainerError("checksum mismatch: the file is corrupted (SHA-256 of its content "
                              "differs from the one stored in it)")
+
+
+@contextlib.contextmanager
+def _archive_errors():
+    """Turn what ``zipfile``, ``zlib`` and ``json`` raise on a damaged archive into one line."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = zf.namelist()
-            for info in zf.infolist():
-                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise ContainerError(f"member {info.filename!r} uses compression method "
-                                         f"{info.compress_type}, not stored or deflated")
-            if _HEADER not in names:
-                raise ContainerError(f"no {_HEADER} member")
-            header = json.loads(zf.read(_HEADER).decode("utf-8"))
-            arrays = {name[:-4]: _read_npy(name, zf.read(name))
-                      for name in names if name.endswith(".npy")}
+        yield
     except ContainerError:
         raise
     # zlib.error: a damaged deflate stream; NotImplementedError and RuntimeError: members
@@ -814,6 +992,126 @@ def _decode(data):
     except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError,
             RuntimeError) as error:
         raise ContainerError(f"unreadable archive ({error})") from None
-    if not isinstance(header, dict):
-        raise ContainerError(f"{_HEADER} is not a JSON object")
-    return header, arrays
+
+
+def _unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise ContainerError(f"{_HEADER} has a duplicate key {twice[0]!r}")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise ContainerError(f"{_HEADER} holds {name}, which is not JSON")
+
+
+class _Archive:
+    """The members of a container's ZIP, each read at most once and only within the size its
+    expected dtype and shape give (so nothing is inflated past what the header allows)."""
+
+    def __init__(self, data):
+        with _archive_errors():
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+        infos = self._zip.infolist()
+        self._infos = {info.filename: info for info in infos}
+        if len(self._infos) != len(infos):
+            names = [info.filename for info in infos]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise ContainerError(f"member {twice[0]!r} appears more than once")
+        for info in infos:
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ContainerError(f"member {info.filename!r} uses compression method "
+                                     f"{info.compress_type}, not stored or deflated")
+        self._budget = MAX_ARRAY_BYTES
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._zip.close()
+
+    def header(self):
+        info = self._infos.get(_HEADER)
+        if info is None:
+            raise ContainerError(f"no {_HEADER} member")
+        if info.file_size > MAX_HEADER_BYTES:
+            raise ContainerError(f"{_HEADER} is {info.file_size} bytes, more than "
+                                 f"{MAX_HEADER_BYTES}")
+        with _archive_errors():
+            with self._zip.open(info) as file:
+                text = file.read(MAX_HEADER_BYTES + 1)
+            if len(text) > MAX_HEADER_BYTES:
+                raise ContainerError(f"{_HEADER} inflates past {MAX_HEADER_BYTES} bytes")
+            header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys,
+                                parse_constant=_no_constant)
+        if not isinstance(header, dict):
+            raise ContainerError(f"{_HEADER} is not a JSON object")
+        return header
+
+    def check_members(self, arrays):
+        """The archive must hold ``header.json`` and exactly the ``.npy`` of each of ``arrays``."""
+        expected = {f"{name}.npy" for name in arrays} | {_HEADER}
+        for name in sorted(expected - set(self._infos)):
+            raise ContainerError(f"array {name[:-4]} is missing")
+        for name in sorted(set(self._infos) - expected):
+            raise ContainerError(f"member {name!r} is not named by the header")
+
+    def array(self, name, dtype, shape, why=""):
+        """Member ``name`` as an array of ``dtype`` and ``shape`` (``None``: any length up to
+        :data:`MAX_ACTIVATION`); its ``.npy`` header is checked before its data is inflated."""
+        info, dtype = self._infos[f"{name}.npy"], np.dtype(dtype)
+        with _archive_errors():
+            with self._zip.open(info) as file:
+                head = file.read(_MAX_NPY_HEADER)
+                found_shape, fortran, found_dtype = _npy_header(name, head)
+                offset = _npy_header_size(head)
+                expected = tuple(
+                    found if size is None and 0 <= found <= MAX_ACTIVATION else size
+                    for found, size in zip(found_shape, shape)) \
+                    if len(found_shape) == len(shape) else shape
+                if found_dtype != dtype or found_shape != expected:
+                    wanted = "x".join("N" if size is None else str(size) for size in shape)
+                    raise ContainerError(
+                        f"array {name} must be {dtype} of shape ({wanted})"
+                        f"{f' ({why})' if why else ''}, not {found_dtype} of shape "
+                        f"{found_shape}")
+                size = math.prod(found_shape) * dtype.itemsize
+                self._budget -= size
+                if self._budget < 0:
+                    raise ContainerError(f"array {name}: the arrays hold more than "
+                                         f"{MAX_ARRAY_BYTES} bytes")
+                if info.file_size != offset + size:
+                    raise ContainerError(f"member {name}: its header declares {size} bytes of "
+                                         f"data (shape {found_shape}, {dtype}), "
+                                         f"{info.file_size - offset} follow")
+                rest = size - (len(head) - offset)
+                data = head[offset:] + (file.read(rest + 1) if rest >= 0 else b"")
+            if len(data) != size:
+                raise ContainerError(f"member {name}: {len(data)} bytes of data, not {size}")
+        order = "F" if fortran else "C"
+        return np.frombuffer(data, dtype=dtype).reshape(found_shape, order=order).copy()
+
+
+def _npy_header(name, head):
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` bytes ``head`` starts with."""
+    stream = io.BytesIO(head)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in _NPY_HEADER_READERS:
+            raise ValueError(f"version {version[0]}.{version[1]} is not 1.0 or 2.0")
+        with warnings.catch_warnings():  # headers that need Python 2 fix-ups warn first
+            warnings.simplefilter("ignore", UserWarning)
+            shape, fortran, dtype = _NPY_HEADER_READERS[version](stream)
+    except _NPY_HEADER_ERRORS as error:
+        raise ContainerError(f"member {name} is not a .npy array ({error})") from None
+    if dtype.hasobject:
+        raise ContainerError(f"member {name} holds Python objects, not numbers")
+    return shape, fortran, dtype
+
+
+def _npy_header_size(head):
+    """Bytes of magic, length field and header text at the start of a checked ``.npy``."""
+    if head[6] == 1:
+        return 10 + int.from_bytes(head[8:10], "little")
+    return 12 + int.from_bytes(head[8:12], "little")

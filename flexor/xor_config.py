@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from .input_files import read_input_file
+
 __all__ = ["XorConfig", "RankWarning", "gf2_rank", "load_matrix_file"]
 
 #: Value of ``ntap`` that selects dense Bernoulli(1/2) rows.
@@ -182,9 +184,15 @@ class XorConfig:
             # all-ones input decrypts to zero, so x and its complement decrypt alike.
             even = " (every row has an even number of ones)" \
                 if not (self._matrix.sum(axis=1) % 2).any() else ""
-            warnings.warn(f"XOR matrix {self.nout}x{self.nin} has GF(2) rank {self._rank} < "
-                          f"nin {self.nin}{even}: {2 ** (self.nin - self._rank)} encrypted chunks "
-                          f"map to each reachable output", RankWarning, stacklevel=3)
+            lost = self.nin - self._rank
+            warnings.warn(f"XOR matrix {self.nout}x{self.nin}{self._provenance()} has GF(2) "
+                          f"rank {self._rank} < nin {self.nin}{even}: "
+                          f"{2 ** lost if lost <= 20 else f'2**{lost}'} encrypted chunks map to "
+                          f"each reachable output", RankWarning, stacklevel=3)
+
+    def _provenance(self):
+        """`` (ntap 2, seed 0)`` for a generated matrix, empty for a given one."""
+        return "" if self._seed is None else f" (ntap {self._ntap}, seed {self._seed})"
 
     def to_dict(self):
         """The JSON-ready form: ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``matrix``."""
@@ -249,21 +257,30 @@ class XorConfig:
                 f"seed={self._seed!r}, rank={self._rank})")
 
 
+#: Largest matrix file or sidecar read (a 1024 x 1024 matrix takes about 3 MB of JSON).
+MAX_MATRIX_FILE_BYTES = 2 ** 26
+
+
 def load_matrix_file(path):
-    """Read a JSON file, turning every I/O or syntax problem into one ``ValueError`` line."""
+    """Read a JSON file, turning every I/O or syntax problem into one ``ValueError`` line.
+
+    Only a regular file of at most :data:`MAX_MATRIX_FILE_BYTES` is read (not a FIFO or a
+    device); JSON with a duplicate key is refused.
+    """
+    data = read_input_file(path, limit=MAX_MATRIX_FILE_BYTES)
     try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not a JSON file") from None
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except RecursionError:  # found by fuzzing: '[' * 100000 overflows the decoder's stack
         raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValueError as error:  # JSON syntax, bad UTF-8, integers past Python's digit limit
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def _unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+    return dict(pairs)
 
 
 def dumps_config_json(data):

@@ -4,13 +4,13 @@ import argparse
 import json
 import re
 import sys
-import warnings
 
 from flexor import XorConfig
 from flexor.cli import (
     CliError,
     CliParser,
     nonnegative_int,
+    output_file,
     positive_int,
     run_cli,
     write_files_atomically,
@@ -87,7 +87,7 @@ def build_parser():
                            help="the pipelined decryptor: same ports, protocol and rate, a "
                                 "clock close to the XOR network's, more latency and area")
     parser.set_defaults(config_specs=[])
-    parser.add_argument("-o", "--output", metavar="FILE.v",
+    parser.add_argument("-o", "--output", metavar="FILE.v", type=output_file,
                         help="Verilog output; the sidecar goes beside it as FILE.json")
     parser.add_argument("--minimize", action="store_true",
                         help="share subexpressions between rows (Paar's algorithm) where that "
@@ -145,10 +145,13 @@ def decoder_config(args):
     if args.matrix is not None:
         config = XorConfig.load(args.matrix)
         for name in ("nin", "nout"):
-            given = getattr(args, name)
-            if given is not None and given != getattr(config, name):
-                raise CliError(f"--{name} {given} disagrees with the {getattr(config, name)} of "
+            given, value = getattr(args, name), getattr(config, name)
+            if given is not None and given != value:
+                raise CliError(f"--{name} {given} disagrees with the {value} of "
                                f"--matrix {args.matrix}")
+            if value > MAX_DECODER_BITS:
+                raise CliError(f"--matrix {args.matrix}: {name} {value} is more than "
+                               f"{MAX_DECODER_BITS}, the limit of --{name}")
         return config
     for name in ("nin", "nout"):
         if getattr(args, name) is None:
@@ -158,14 +161,10 @@ def decoder_config(args):
     return XorConfig.random(args.nin, args.nout, args.ntap, args.seed)
 
 
-def reporting_warnings(build, args):
-    """``build(args)``, printing each warning it raises (a rank-deficient matrix) as one line."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = build(args)
-    for warning in caught:
-        print(f"python -m gen: warning: {warning.message}", file=sys.stderr)
-    return result
+def input_files(args):
+    """Every file the arguments read: outputs must not overwrite them."""
+    return [value for option, value in args.config_specs if option == "matrix"] + \
+        ([args.weights] if args.weights is not None else [])
 
 
 def report_proof(proof):
@@ -210,7 +209,7 @@ def main(argv=None):
     options = [option for option, _ in args.config_specs]
     if len(options) != len(set(options)):
         raise CliError("--nin and --matrix may be repeated only with --decryptor")
-    config = reporting_warnings(decoder_config, args)
+    config = decoder_config(args)
     files = decoder_files(config, args.output, top=args.top, registered=args.registered,
                           minimize=args.minimize)
     manifest = json.loads(files[sidecar_path(args.output)])
@@ -219,7 +218,7 @@ def main(argv=None):
         proof = prove_generated(files[args.output], manifest)
         if not proof.proven:
             return report_proof(proof)
-    write_files_atomically(files)
+    write_files_atomically(files, inputs=input_files(args))
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
           f"rank {config.rank}" + (", registered" if args.registered else "")
           + (f", {xor2_line(manifest['xor2'])}" if args.minimize else ""))
@@ -230,12 +229,12 @@ def decryptor_main(args):
     for option in ("registered", "prove"):
         if getattr(args, option):
             raise CliError(f"--{option} applies to the bare decoder, not --decryptor")
-    configs = reporting_warnings(decryptor_configs, args)
+    configs = decryptor_configs(args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
     files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
                             pipeline=args.pipeline, minimize=args.minimize)
-    write_files_atomically(files)
+    write_files_atomically(files, inputs=input_files(args))
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
           + (", pipelined" if args.pipeline else ""))
@@ -257,7 +256,7 @@ def engine_main(args):
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
     files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
-    write_files_atomically(files)
+    write_files_atomically(files, inputs=input_files(args))
     shape = "-".join(str(n) for n in [network.program.inputs] +
                      [layer.outputs for layer in network.program.layers])
     print(f"wrote {' and '.join(files)}: engine {shape}, width {width}, lanes {lanes}")

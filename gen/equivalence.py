@@ -158,13 +158,39 @@ def _manifest_config(manifest):
     registered = manifest.get("registered", False)
     if not isinstance(registered, bool):
         raise ValueError(f"sidecar 'registered' must be true or false, not {registered!r}")
-    if registered:
-        ports = {port.get("name") for port in manifest.get("ports", []) if isinstance(port, dict)}
-        if ports != _REGISTERED_PORTS or manifest.get("latency") != 1:
-            raise ValueError(f"registered decoder must have latency 1 and ports "
-                             f"{sorted(_REGISTERED_PORTS)}, sidecar has latency "
-                             f"{manifest.get('latency')!r} and ports {sorted(map(str, ports))}")
+    # The proof covers the ports and the latency the sidecar publishes, so both must be exactly
+    # those of the variant it names (a user wires the module by them).
+    latency, ports = manifest.get("latency"), manifest.get("ports")
+    if type(latency) is not int or latency != int(registered):
+        raise ValueError(f"sidecar 'latency' of a {'registered' if registered else 'combinational'}"
+                         f" decoder must be {int(registered)}, not {latency!r}")
+    expected = _expected_ports(config.nin, config.nout, registered)
+    if not isinstance(ports, list) or not all(isinstance(port, dict) for port in ports) or \
+            sorted(map(_port_key, ports)) != sorted(map(_port_key, expected)):
+        raise ValueError(f"sidecar 'ports' must be {_describe_ports(expected)}, not "
+                         f"{_describe_ports(ports) if isinstance(ports, list) else repr(ports)}")
     return config, top, registered
+
+
+def _expected_ports(nin, nout, registered):
+    """The port list ``gen`` writes into the sidecar of each decoder variant."""
+    if not registered:
+        return [{"name": "x", "direction": "input", "width": nin},
+                {"name": "y", "direction": "output", "width": nout}]
+    widths = {"x": nin, "y": nout}
+    directions = {"x_ready": "output", "y": "output", "y_valid": "output"}
+    return [{"name": name, "direction": directions.get(name, "input"),
+             "width": widths.get(name, 1)} for name in sorted(_REGISTERED_PORTS)]
+
+
+def _port_key(port):
+    return tuple(str(port.get(key)) if isinstance(port, dict) else str(port)
+                 for key in ("name", "direction", "width"))
+
+
+def _describe_ports(ports):
+    return ", ".join(f"{p.get('direction')} {p.get('name')}[{p.get('width')}]"
+                     if isinstance(p, dict) else repr(p) for p in sorted(ports, key=_port_key))
 
 
 def _script(top, registered, timeout):

@@ -22,8 +22,27 @@ def _check_config(config):
 
 def xor_rows(config, x):
     """Expressions for ``M @ x mod 2``, one per decrypted bit (a row of zeros gives 0)."""
-    return [reduce(xor, (x[j] for j in config.taps(r)), Const(0, 1))
-            for r in range(config.nout)]
+    return [_xor_tree([x[j] for j in config.taps(r)]) for r in range(config.nout)]
+
+
+#: Taps XORed as one chain in tap order: the shape Yosys proves against the reference fastest
+#: (its reduction is such a chain), and shallow enough for Amaranth's recursive walks.
+_CHAIN_TAPS = 128
+
+
+def _xor_tree(bits):
+    """The XOR of ``bits``: chains of up to :data:`_CHAIN_TAPS` taps, joined as a balanced tree.
+
+    One chain of a few hundred taps exceeds Python's recursion limit inside Amaranth, which
+    walks expressions recursively; the tree keeps the depth at ``log2`` of the chain count.
+    """
+    # The first chain starts from 0, as a row of no taps must.
+    level = [reduce(xor, bits[:_CHAIN_TAPS], Const(0, 1))]
+    level += [reduce(xor, bits[i:i + _CHAIN_TAPS]) for i in range(_CHAIN_TAPS, len(bits),
+                                                                    _CHAIN_TAPS)]
+    while len(level) > 1:
+        level = [reduce(xor, level[i:i + 2]) for i in range(0, len(level), 2)]
+    return level[0]
 
 
 def network_rows(m, config, program, x, name="xor"):

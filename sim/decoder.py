@@ -1,18 +1,33 @@
 """``python -m sim.decoder decoder.v``: check a generated XOR decoder in cocotb against its sidecar
 matrix."""
 
-import json
+import argparse
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
+from flexor.xor_config import load_matrix_file
 from gen.verilog import sidecar_path
 
-from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed, run_testbench
+from .runner import (SIMULATORS, SimulatorMissing, TestbenchFailed, prepare_build_dir,
+                     run_testbench)
 
-__all__ = ["check_decoder"]
+__all__ = ["check_decoder", "MAX_VECTORS"]
+
+#: Most input vectors one run checks: the test bench holds them all in memory, and every
+#: network of up to 20 inputs is checked exhaustively at this count.
+MAX_VECTORS = 2 ** 20
+
+
+def vector_count(text):
+    """``--vectors``: an integer 1 .. :data:`MAX_VECTORS`."""
+    value = positive_int(text)
+    if value > MAX_VECTORS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_VECTORS}, not {text!r}")
+    return value
 
 
 def check_decoder(verilog, *, simulator="icarus", vectors=4096, seed=0, stall=0.3,
@@ -24,12 +39,23 @@ def check_decoder(verilog, *, simulator="icarus", vectors=4096, seed=0, stall=0.
     """
     manifest_path = Path(sidecar_path(str(verilog)))
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = load_matrix_file(manifest_path)
         top, nin, nout = manifest["top"], manifest["nin"], manifest["nout"]
-    except (OSError, ValueError, KeyError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise CliError(f"cannot read sidecar {manifest_path}: {error}") from None
+    if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise CliError(f"sidecar {manifest_path}: 'top' must be a Verilog identifier, not "
+                       f"{top!r}")
+    for name, value in (("nin", nin), ("nout", nout)):
+        if type(value) is not int or value < 1:
+            raise CliError(f"sidecar {manifest_path}: {name!r} must be a positive integer, not "
+                           f"{value!r}")
     if not Path(verilog).is_file():
         raise CliError(f"{verilog}: no such file")
+    if not 1 <= vectors <= MAX_VECTORS:
+        raise CliError(f"vectors must be 1..{MAX_VECTORS}, not {vectors!r}")
+    if build_dir is not None:
+        build_dir = prepare_build_dir(build_dir)
     with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
         run_testbench(sources=[verilog], top=top, test_module="sim.tb_decoder",
                       build_dir=build_dir or Path(scratch) / simulator, simulator=simulator,
@@ -58,8 +84,9 @@ def main(argv=None):
     parser.add_argument("verilog", help="the generated .v file (its .json sidecar beside it)")
     parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
                         help="simulator to run (default: icarus)")
-    parser.add_argument("--vectors", type=positive_int, default=65536,
-                        help="input vectors; exhaustive when 2**nin is no more (default: 65536)")
+    parser.add_argument("--vectors", type=vector_count, default=65536,
+                        help=f"input vectors, at most {MAX_VECTORS}; exhaustive when 2**nin is "
+                             f"no more (default: 65536)")
     parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of random vectors and stalls (default: 0)")
     parser.add_argument("--stall", type=probability, default=0.3,

@@ -9,7 +9,7 @@ from flexor.cli import CliError
 from flexor.stream import as_layer, layers_to_json
 
 from gen.verilog import sidecar_path
-from .runner import run_testbench
+from .runner import prepare_build_dir, run_testbench
 
 __all__ = ["load_decryptor_sidecar", "check_decryptor"]
 
@@ -54,8 +54,7 @@ def check_decryptor(verilog, layers, *, simulator="icarus", seed=0, stall=None, 
                 "reset_at": reset_at, "names": names,
                 "flip": None if flip is None else {"word": flip[0], "bit": flip[1]}}
     with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
-        build = Path(build_dir or Path(scratch) / simulator)
-        build.mkdir(parents=True, exist_ok=True)
+        build = prepare_build_dir(build_dir or Path(scratch) / simulator)
         (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
         run_testbench(sources=[verilog], top=sidecar["top"], test_module="sim.tb_decryptor",
                       build_dir=build, simulator=simulator, waves=waves,

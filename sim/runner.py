@@ -11,7 +11,8 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "check_simulator", "run_testbench", "TestbenchFailed"]
+__all__ = ["SIMULATORS", "SimulatorMissing", "BuildFailed", "check_simulator",
+           "prepare_build_dir", "run_testbench", "TestbenchFailed"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -23,6 +24,11 @@ INSTALL_HINTS = {
 
 class SimulatorMissing(RuntimeError):
     """The requested simulator is not installed; the message says how to install it."""
+
+
+class BuildFailed(ValueError):
+    """The simulator cannot compile the Verilog, or cannot use the build directory: bad input,
+    reported as one line with the tool's first error."""
 
 
 class TestbenchFailed(AssertionError):
@@ -73,6 +79,36 @@ def _first_failure(results_xml):
     return len(cases), None
 
 
+def prepare_build_dir(path):
+    """Create the build directory ``path`` (or check the existing one) and return it resolved.
+
+    Raises :class:`BuildFailed` when it names a file, cannot be created or written, or holds a
+    control character (a line break in a path breaks the simulators' tools).
+    """
+    build_dir = Path(path).resolve()
+    if any(ord(character) < 32 or character == "\x7f" for character in str(build_dir)):
+        raise BuildFailed(f"build directory {str(path)!r} has a control character, which the "
+                          f"simulators' command lines and makefiles cannot carry")
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        probe = build_dir / ".flexor-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise BuildFailed(f"cannot use build directory {str(path)!r}: {error.strerror}") from None
+    return build_dir
+
+
+def _first_error(build_log):
+    """The first line of a build log that names an error (or a pointer to the log)."""
+    try:
+        lines = build_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "the build failed"
+    errors = [line.strip() for line in lines if "error" in line.lower() and line.strip()]
+    return errors[0] if errors else "the build failed"
+
+
 def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", env=None,
                   waves=False, quiet=True, icarus_args=()):
     """Compile ``sources`` and run the cocotb tests of ``test_module`` on module ``top``.
@@ -97,18 +133,21 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     from cocotb_tools.runner import get_runner
 
     check_simulator(simulator)
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = prepare_build_dir(build_dir)
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else list(icarus_args)
     project_root = str(Path(__file__).resolve().parent.parent)
     test_env = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root,
                                                             os.environ.get("PYTHONPATH")]))}
     test_env.update(env or {})
-    log_path = build_dir / "test.log"
-    runner.build(sources=[str(Path(s).resolve()) for s in sources], hdl_toplevel=top,
-                 build_dir=build_dir, build_args=build_args, waves=waves, always=True,
-                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log" if quiet else None)
+    log_path, build_log = build_dir / "test.log", build_dir / "build.log"
+    try:
+        runner.build(sources=[str(Path(s).resolve()) for s in sources], hdl_toplevel=top,
+                     build_dir=build_dir, build_args=build_args, waves=waves, always=True,
+                     timescale=("1ns", "1ps"), log_file=build_log if quiet else None)
+    except RuntimeError:  # cocotb's runner: "Command failed with return code: N"
+        raise BuildFailed(f"{simulator} cannot build {', '.join(map(str, sources))} with top "
+                          f"module {top!r}: {_first_error(build_log)}") from None
     results = build_dir / "results.xml"
     try:
         runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build_dir,

@@ -67,7 +67,8 @@ async def check_registered(dut, masks, inputs, seed, stall):
     sent = received = 0
     offering = False
     held = None  # (y) of a beat offered but not taken last cycle
-    limit = 20 * len(inputs) + 100
+    # A beat waits a geometric number of cycles, of mean 1 / (1 - stall), for valid and for ready.
+    limit = int((20 * len(inputs) + 100) / (1 - stall))
     for cycle in range(limit):
         if received == len(inputs):
             break

@@ -91,7 +91,10 @@ async def decryptor_matches_golden_beats(dut):
     d = w = 0
     received, beat_cycles, word_cycles, beat_data = 0, [], [], []
     held = None
-    limit = 40 * (len(words) + len(beats) + len(descriptors)) + 200 + (reset_at or 0)
+    # Every handshake waits a geometric number of cycles, of mean 1 / (1 - stall), for its
+    # valid or ready: the limit grows with the worst stall probability.
+    limit = int((40 * (len(words) + len(beats) + len(descriptors)) + 200)
+                / (1 - max(stall.values()))) + (reset_at or 0)
     for cycle in range(limit):
         if received == len(beats):
             break

@@ -7,7 +7,6 @@ decrypted bits per plane from the beats that came *out of the RTL*, and run the 
 on them.
 """
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +19,7 @@ from flexor.stream import Layer, check_stream_parameters
 from gen.decryptor import decryptor_files
 
 from .decryptor import check_decryptor
+from .runner import prepare_build_dir
 
 __all__ = ["WeightsRun", "stream_layers", "planes_from_beats", "run_weights"]
 
@@ -98,8 +98,7 @@ def run_weights(weights, build_dir, *, width=32, lanes=1, simulator="icarus", st
     layers, keys, names = stream_layers(container)
     if not layers:
         raise ValueError(f"{weights}: the container has no encrypted layers to stream")
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = prepare_build_dir(build_dir)
     verilog = build_dir / f"{TOP}.v"
     write_files_atomically(decryptor_files(configs, str(verilog), width=width, lanes=lanes,
                                            top=TOP))

@@ -127,7 +127,7 @@ def _broken(mutate):
 
 @pytest.mark.parametrize("mutate, message", [
     # one byte too few for ceil(n/Nout)*Nin bits
-    (lambda h, a: a.update({"layer3.plane0": a["layer3.plane0"][:-1]}), r"chunks\*Nin = 32 bits"),
+    (lambda h, a: a.update({"layer3.plane0": a["layer3.plane0"][:-1]}), r"ceil\(n/Nout\)\*Nin = 32 bits"),
     # a chunk count that does not match n and Nout
     (lambda h, a: h["layers"][3]["planes"][0].update(chunks=5, bits=40)
      or a.update({"layer3.plane0": np.append(a["layer3.plane0"], np.uint8(0))}),
@@ -149,7 +149,7 @@ def _broken(mutate):
     (lambda h, a: h["tensors"].remove("bn0.var") or a.pop("tensor.bn0.var"),
      "tensor bn0.var is missing"),
     (lambda h, a: a.update({"tensor.bn0.var": a["tensor.bn0.var"][:2]}), "differ in length"),
-    (lambda h, a: h["configs"][0]["matrix"][0].append(1), "inconsistent header"),
+    (lambda h, a: h["configs"][0]["matrix"][0].append(1), "configuration 0: matrix must be rect"),
     (lambda h, a: h.pop("topology"), "missing 'topology'"),
 ])
 def test_inconsistent_file_is_rejected(mutate, message):

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import re
+import tracemalloc
 import warnings
 import zipfile
 
@@ -28,6 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from container_factory import random_container
+from flexor import XorConfig
 from flexor.container import Container, ContainerError, encode_container
 from flexor.inference import evaluate, layer_macs
 from fuzzing import fuzz_settings, note
@@ -431,3 +433,172 @@ def test_mutated_header_fields_long(header):
 @given(mutated_arrays())
 def test_mutated_arrays_long(arrays):
     check_outcome(encode_container(BASE_HEADER, arrays))
+
+
+# -- re-signed containers that must not load as another network --------------------------------
+#
+# Each of these files is well formed and correctly signed, but its header and members disagree
+# or break the schema; the loader used to take them (the last duplicate winning, extra members
+# ignored, loose types coerced) and load a network its writer never wrote.
+
+SEEDED = Container(configs=[XorConfig.random(8, 10, 2, seed=5)] + BASE.configs[1:],
+                   layers=BASE.layers, topology=BASE.topology, tensors=BASE.tensors)
+
+
+def refused(data, fragment):
+    outcome = check_outcome(data)
+    assert isinstance(outcome, str), "loaded, but must be refused"
+    assert fragment in outcome, outcome
+
+
+def _changed(path, value):
+    def change(header, arrays):
+        _set(header, path, value)
+    return change
+
+
+def _add_key(path):
+    def change(header, arrays):
+        parent = header
+        for key in path:
+            parent = parent[key]
+        parent["extra"] = 1
+    return change
+
+
+def _array(name, edit):
+    def change(header, arrays):
+        arrays[name] = edit(np.array(arrays[name]))
+    return change
+
+
+def _negative_var(var):
+    var[1] = -0.25
+    return var
+
+
+RESIGNED = {
+    # name: (base container, change of (header, arrays), fragment of the refusal)
+    "bias-member-not-in-header": (BASE, lambda h, a: a.update(
+        {"layer3.bias": np.ones(5, np.float32)}), "'layer3.bias.npy' is not named"),
+    "q-true": (BASE, _changed(("layers", 3, "q"), True), "q must be an integer"),
+    "version-float": (BASE, _changed(("version",), 1.0), "unsupported container version 1.0"),
+    "bits-float": (BASE, _changed(PLANE + ("bits",), 40.0), "bits must be an integer"),
+    "bias-yes": (BASE, _changed(("layers", 4, "bias"), "yes"), "bias must be true or false"),
+    "rank-wrong": (BASE, _changed(("configs", 0, "rank"), 3), "rank is 3"),
+    "rank-string": (BASE, _changed(("configs", 0, "rank"), "7"), "rank must be an integer"),
+    "stride-on-linear": (BASE, _changed(("layers", 3, "stride"), 2), "unknown key 'stride'"),
+    "padding-on-linear": (BASE, _changed(("layers", 4, "padding"), 0), "unknown key 'padding'"),
+    "unknown-top-key": (BASE, _add_key(()), "header: unknown key 'extra'"),
+    "unknown-config-key": (BASE, _add_key(("configs", 0)), "unknown key 'extra'"),
+    "unknown-layer-key": (BASE, _add_key(("layers", 0)), "unknown key 'extra'"),
+    "unknown-plane-key": (BASE, _add_key(PLANE), "unknown key 'extra'"),
+    "unknown-topology-key": (BASE, _add_key(("topology",)), "unknown key 'extra'"),
+    "unknown-op-key": (BASE, _add_key(("topology", "ops", 3)), "unknown key 'extra'"),
+    "metadata-correct-float": (BASE, _changed(("metadata", "correct"), 3.0),
+                               "correct must be an integer"),
+    "tensor-named-twice": (BASE, lambda h, a: h["tensors"].append("bn0.var"), "twice"),
+    "negative-variance": (BASE, _array("tensor.bn0.var", _negative_var), "negative variance"),
+    "seed-edited": (SEEDED, _changed(("configs", 0, "seed"), 6), "not the one XorConfig.random"),
+    "matrix-rows-swapped": (SEEDED, lambda h, a: h["configs"][0]["matrix"].reverse(),
+                            "not the one XorConfig.random"),
+    "seed-without-ntap": (SEEDED, _changed(("configs", 0, "ntap"), None), "needs the ntap"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESIGNED))
+def test_resigned_container_is_refused(name):
+    base, change, fragment = RESIGNED[name]
+    header, arrays = copy.deepcopy(base.header()), dict(base.arrays())
+    change(header, arrays)
+    refused(encode_container(header, arrays), fragment)
+
+
+def test_seeded_base_loads():
+    """The seeded variant itself is valid: the refusals above come from the edits."""
+    assert isinstance(check_outcome(SEEDED.to_bytes()), Container)
+
+
+def test_duplicate_json_key_is_refused():
+    text = HEADER_TEXT.replace(b'"format": "flexor-container"',
+                               b'"format": "other", "format": "flexor-container"')
+    refused(signed_zip({**base_members(), "header.json": text}), "duplicate key 'format'")
+
+
+def _zip_with_duplicates(members, duplicates):
+    """An archive of ``members`` where each of ``duplicates`` comes twice, its first copy
+    being the given bytes and the last one the real member."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Duplicate name" is the point
+            for name, payload in duplicates.items():
+                zf.writestr(name, payload)
+            for name, payload in members.items():
+                zf.writestr(name, payload)
+        zf.comment = TRAILER + b"0" * DIGEST
+    return resign(buffer.getvalue())
+
+
+@pytest.mark.parametrize("name", ["header.json", "layer3.plane0.npy"])
+def test_member_stored_twice_is_refused(name):
+    """The last copy would win: the file loads either as ``members`` or as something else."""
+    other = {"header.json": json.dumps({**BASE_HEADER, "metadata": {"seed": 0}}).encode(),
+             "layer3.plane0.npy": npy(np.zeros_like(BASE_ARRAYS["layer3.plane0"]))}[name]
+    refused(_zip_with_duplicates(base_members(), {name: other}), "appears more than once")
+
+
+# -- members that inflate far past what the header allows --------------------------------------
+
+BOMB_BYTES = 2 ** 28  # 256 MiB of zeros, about 1 MB deflated
+
+
+def _bomb_zip(name, prefix):
+    """The base members plus ``name``: ``prefix`` followed by zeros up to ``BOMB_BYTES``."""
+    buffer = io.BytesIO()
+    zeros = bytes(2 ** 20)
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for member, payload in base_members().items():
+            if member != name:
+                zf.writestr(member, payload)
+        with zf.open(name, "w") as file:
+            file.write(prefix)
+            for _ in range((BOMB_BYTES - len(prefix)) // len(zeros)):
+                file.write(zeros)
+        zf.comment = TRAILER + b"0" * DIGEST
+    return resign(buffer.getvalue())
+
+
+def _npy_prefix(shape, dtype):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.dtype(dtype).str,
+                                                  "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, prefix, fragment", [
+    ("junk.npy", b"", "'junk.npy' is not named by the header"),
+    ("layer3.plane0.npy", _npy_prefix((BOMB_BYTES - 128,), "u1"),
+     "array layer3.plane0 must be uint8 of shape (4)"),
+    ("tensor.bn0.mean.npy", _npy_prefix(((BOMB_BYTES - 128) // 4,), "<f4"),
+     "array tensor.bn0.mean must be float32 of shape (N)"),
+], ids=["extra-member", "plane", "tensor"])
+def test_member_is_bounded_before_it_is_inflated(name, prefix, fragment):
+    """A 256 MiB member is refused having inflated at most a few kilobytes of it (the loader
+    used to inflate every ``.npy`` member whole before looking at it)."""
+    data = _bomb_zip(name, prefix)
+    tracemalloc.start()
+    try:
+        refused(data, fragment)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"{peak} bytes allocated to refuse a {len(data)}-byte file"
+
+
+def test_memory_error_becomes_one_line(monkeypatch):
+    """Running out of memory inside the loader is a refusal of the file, not a traceback."""
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(np, "frombuffer", exhausted)
+    refused(BASE_BYTES, "not enough memory")

@@ -72,17 +72,17 @@ def test_matrix_from_earlier_sidecar_reproduces_it(tmp_path, capsys):
 
 def test_matrix_from_bare_json(tmp_path, capsys):
     (tmp_path / "m.json").write_text("[[1, 0, 1], [0, 1, 1]]")
-    status, _, _ = gen(["--matrix", tmp_path / "m.json", "--nin", 3, "-o", tmp_path / "m.v"],
+    status, _, _ = gen(["--matrix", tmp_path / "m.json", "--nin", 3, "-o", tmp_path / "d.v"],
                        capsys)
     assert status == 0
-    sidecar = json.loads((tmp_path / "m.json").read_text())
+    sidecar = json.loads((tmp_path / "d.json").read_text())
     assert sidecar["matrix"] == [[1, 0, 1], [0, 1, 1]] and sidecar["seed"] is None
 
 
 def test_rank_warning_is_one_line_and_output_still_written(tmp_path, capsys):
     status, _, err = gen(["--nin", 8, "--nout", 10, "-o", tmp_path / "d.v"], capsys)
     assert status == 0
-    assert err.count("\n") == 1 and "warning: XOR matrix 10x8 has GF(2) rank 7 < nin 8" in err
+    assert err.count("\n") == 1 and "warning: XOR matrix 10x8 (ntap 2, seed 0) has GF(2) rank 7 < nin 8" in err
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -157,7 +157,9 @@ def _step_records(h):
 
 
 INCONSISTENT = [
-    (lambda h, a: _step_records(h).pop(), "integer program has 2 steps, the topology 3"),
+    (lambda h, a: _step_records(h).pop() and a.pop("integer2.mult") is not None
+     and a.pop("integer2.offset") is not None, "integer program has 2 steps, the topology 3"),
+    (lambda h, a: _step_records(h).pop(), "member 'integer2.mult.npy' is not named by the"),
     (lambda h, a: _step_records(h)[0].update(out_bits=_step_records(h)[0]["out_bits"] % 8 + 1),
      "out_bits .* but the quantize op after layer fc0 has"),
     (lambda h, a: _step_records(h)[1].update(in_bits=_step_records(h)[1]["in_bits"] % 8 + 1),
@@ -165,18 +167,23 @@ INCONSISTENT = [
     (lambda h, a: _step_records(h)[0].update(in_bits=4), "in_bits 4, but its inputs have 8"),
     (lambda h, a: _step_records(h)[2].update(out_bits=3), "the last step gives the logits"),
     (lambda h, a: _step_records(h)[0].update(shift=49), "shift must be in 0..48"),
-    (lambda h, a: _step_records(h)[0].update(layer=1), "integer step 0: layer 1, but"),
+    (lambda h, a: _step_records(h)[0].update(layer=1)
+     or a.update({"integer0.mult": a["integer1.mult"], "integer0.offset": a["integer1.offset"]}),
+     "integer step 0: layer 1, but"),
+    (lambda h, a: _step_records(h)[0].update(layer=1),
+     r"array integer0.mult must be int16 of shape \(2x4\)"),
     (lambda h, a: _step_records(h)[0].update(in_bits=9), "in_bits must be an integer in 1..8"),
     (lambda h, a: a.update({"integer0.mult": a["integer0.mult"].astype(np.int32)}),
-     "mult must be a 2-D int16 array"),
+     "array integer0.mult must be int16 of shape"),
     (lambda h, a: a.update({"integer1.mult": a["integer1.mult"][:, :-1]}),
-     "do not fit layer fc1"),
+     "array integer1.mult must be int16 of shape"),
     (lambda h, a: a.update({"integer0.mult": np.full_like(a["integer0.mult"], -2 ** 15)}),
      r"outside \+-\(2\*\*15 - 1\)"),
     (lambda h, a: a.update({"integer2.offset": a["integer2.offset"].astype(np.float64)}),
-     "offset must be a 1-D int64 array"),
+     "array integer2.offset must be int64 of shape"),
     (lambda h, a: a.pop("integer1.offset"), "array integer1.offset is missing"),
-    (lambda h, a: h.update(integer={"layers": []}), "'steps' list"),
+    (lambda h, a: h.update(integer={"layers": []}), "integer: unknown key 'layers'"),
+    (lambda h, a: h.update(integer=[]), "header: integer must be an object or null"),
     (lambda h, a: h["topology"]["ops"].insert(1, {"op": "relu"}),
      "must be followed by one quantize op"),
     (lambda h, a: h["topology"]["ops"][1].update(bits=9), "bits must be an integer in 1..8"),
@@ -184,8 +191,15 @@ INCONSISTENT = [
      "act0.scale must be one positive finite float32"),
     (lambda h, a: h["layers"][0].update(flatten="row-major"), "tile applies only to the tiled"),
     (lambda h, a: h["layers"][0].update(flatten="column-major"), "flatten must be one of"),
-    (lambda h, a: h.update(version=1),
-     r"flatten order 'tiled' is not 'row-major' \(the only one of version 1\)"),
+    (lambda h, a: h.update(version=1), "header: unknown key 'integer'"),
+    (lambda h, a: h.update(version=1, integer=None), "header: unknown key 'integer'"),
+    # A version-1 header has neither the integer section nor tiles.
+    (lambda h, a: h.update(version=1) or h.pop("integer") and [
+        a.pop(name) for name in list(a) if name.startswith("integer")],
+     "layer 0: unknown key 'tile'"),
+    (lambda h, a: h.update(version=1) or h.pop("integer") and h["layers"][0].pop("tile") and [
+        a.pop(name) for name in list(a) if name.startswith("integer")],
+     r"layer 0: flatten order 'tiled' is not 'row-major' \(the only one of version 1\)"),
 ]
 
 
@@ -220,7 +234,7 @@ def test_an_integer_program_needs_every_layer_encrypted():
         arrays.pop(f"layer0.plane{p}", None)
     arrays.pop("layer0.alpha")
     arrays["layer0.weight"] = np.zeros(first.shape, np.float32)
-    with pytest.raises(ContainerError, match="layer fc0 is a full linear layer"):
+    with pytest.raises(ContainerError, match="integer step 0: layer 0 is not an encrypted layer"):
         Container.from_bytes(encode_container(header, arrays))
 
 

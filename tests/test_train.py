@@ -133,6 +133,20 @@ def test_training_is_deterministic():
     assert _quick(epochs=2, seed=6).container.to_bytes() != first
 
 
+def test_export_refuses_a_container_the_golden_model_disagrees_with(monkeypatch):
+    """A container is written only if the golden model reproduces torch's predictions, so the
+    recorded accuracy is what the file gives (a broken export is the mutant here)."""
+    from flexor.train import trainer
+
+    def one_flipped(container, data=None, **options):
+        result = evaluate(container, data=data, **options)
+        result.predictions[0] = (result.predictions[0] + 1) % 10
+        return result
+    monkeypatch.setattr(trainer, "evaluate", one_flipped)
+    with pytest.raises(ValueError, match="classifies 1 of 449 test samples unlike the trained"):
+        _quick(epochs=1)
+
+
 def test_shipped_container_runs_identically_in_torch():
     container = Container.load(SHIPPED)
     split = load_digits(container.metadata["dataset"])

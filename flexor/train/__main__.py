@@ -12,12 +12,14 @@ Examples::
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
 from dataclasses import replace
 
-from ..cli import CliParser, nonnegative_int, positive_int, run_cli, write_files_atomically
+from ..cli import (CliParser, nonnegative_int, output_file, positive_int, run_cli,
+                   write_files_atomically)
 from ..container import MAX_NIN
 from ..datasets import DATASETS, FASHION_MNIST_ROOT
 from ..weight_order import MAX_TILE, ORDERS
@@ -36,6 +38,25 @@ def nin_list(text):
             raise argparse.ArgumentTypeError(f"must be <= {MAX_NIN} (the decryptor's limit), "
                                              f"not {value}")
     return tuple(values)
+
+
+def torch_seed(text):
+    """``argparse`` type: a seed torch's generators take, 0 .. 2**63 - 1."""
+    value = nonnegative_int(text)
+    if value >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63, not {text!r}")
+    return value
+
+
+def learning_rate(text):
+    """``argparse`` type: a finite positive learning rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text!r}")
+    return value
 
 
 def cpu_threads(text):
@@ -93,10 +114,11 @@ def _parser():
                         help=f"rows per tile of the tiled order (1..{MAX_TILE})")
     parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs "
                         "(its learning-rate milestones move to the same fractions)")
-    parser.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    parser.add_argument("--lr", type=learning_rate, help="override the recipe's learning rate")
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--seed", type=torch_seed, default=0,
+                        help="seed of initialization, shuffling and augmentation (default 0)")
     parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
                         f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     parser.add_argument("--device", type=torch_device, default="cpu",
@@ -104,7 +126,8 @@ def _parser():
     parser.add_argument("--threads", type=cpu_threads, default=1,
                         help="torch CPU threads (default 1, for machine-independent results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", required=True, help="container file to write (.npz)")
+    parser.add_argument("-o", "--output", type=output_file, required=True,
+                        help="container file to write (.npz)")
     return parser
 
 

@@ -11,7 +11,9 @@ flexor.train --recipe cifar10-resnet20 --device cuda ...``; each process trains 
 the container.
 """
 
+import math
 import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,7 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from ..container import FLATTEN
 from ..datasets import load_dataset
+from ..inference import evaluate
 from ..integer import derive_program
 from .models import DEFAULT_CONFIG_SEED, build_model, predict
 from .recipes import learning_rate, s_tanh
@@ -155,10 +158,15 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             if recipe.augment:
                 x = _augment(x.cpu(), generator).to(device)
             loss = F.cross_entropy(model(x), y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ValueError(f"training diverged: the loss is {value} at epoch {epoch}, "
+                                 f"step {steps} (learning rate {learning_rate(recipe, epoch)}; "
+                                 f"try a smaller --lr)")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(y)
+            total += value * len(y)
             count += len(y)
             steps += 1
             if max_steps is not None and steps >= max_steps:
@@ -190,6 +198,14 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             if value != default:
                 metadata[key] = value
         container = net.export(metadata)
+        # Record what the exported file gives, not only what torch measured: the golden model
+        # (and the hardware) must reproduce the recorded accuracy from the container alone.
+        golden = evaluate(container, data=(split.x_test, split.y_test))
+        if not np.array_equal(golden.predictions, predictions):
+            raise ValueError(f"the exported network classifies "
+                             f"{int((golden.predictions != predictions).sum())} of "
+                             f"{len(predictions)} test samples unlike the trained one (weights "
+                             f"beyond float32 precision?); no container written")
         if _has_integer_program(container):
             container.integer = derive_program(container)
             container = type(container).from_bytes(container.to_bytes())  # checks it
