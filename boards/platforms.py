@@ -40,6 +40,10 @@ class Board(NamedTuple):
         ``"label"``, a tuple showing the last class in binary, LSB first.
     extra_resources : str or None
         Attribute of the platform holding resources to add for the classify LEDs.
+    spram_blocks : int
+        Single-port RAM blocks of 16K x 16 bits (the iCE40 UltraPlus SPRAM, ``SB_SPRAM256KA``;
+        0 elsewhere). Not initializable, so no weights there; the classify application puts
+        the engine's image memory in them (:func:`boards.classify.engine_options`).
     """
     name: str
     platform: str
@@ -52,6 +56,7 @@ class Board(NamedTuple):
     family: str
     classify_leds: dict
     extra_resources: object = None
+    spram_blocks: int = 0
 
     @property
     def ram_block_bits(self):
@@ -74,7 +79,7 @@ BOARDS = {board.name: board for board in [
     # break-off board's five LEDs are 2 .. 6 once its resources are added.
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "iCE40UP5K", 12e6,
           30, 256, 16, {"pass": 1, "fail": 0, "running": None}, "ice40",
-          {"busy": 1, "error": 0, "label": (2, 3, 4, 5)}, "break_off_pmod"),
+          {"busy": 1, "error": 0, "label": (2, 3, 4, 5)}, "break_off_pmod", spram_blocks=4),
     # iCEstick: four red LEDs around a green one (LED 4); no button, power-cycle to rerun.
     Board("icestick", "amaranth_boards.icestick:ICEStickPlatform", "iCE40HX1K", 12e6,
           16, 256, 16, {"pass": 4, "fail": 0, "running": 1}, "ice40",
