@@ -103,11 +103,12 @@ def build_parser():
 
 
 def list_boards():
-    print(f"{'board':<12} {'device':<11} {'clock':>7} {'block RAM':>22}")
+    print(f"{'board':<12} {'device':<11} {'clock':>7} {'block RAM':>26}  SPRAM")
     for board in BOARDS.values():
         memory = f"{board.ram_bits} bits ({board.ram_blocks} x {board.ram_block_bits})"
+        single = f"{board.spram_blocks} x 16K x 16" if board.spram_blocks else "-"
         print(f"{board.name:<12} {board.device:<11} {board.clock_hz / 1e6:>4g} MHz "
-              f"{memory:>22}")
+              f"{memory:>26}  {single}")
 
 
 def load_image(path, lanes):

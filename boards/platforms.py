@@ -2,9 +2,10 @@
 
 Each :class:`Board` names an amaranth-boards platform and adds what the platform does not say:
 how much *initializable* block RAM the device has (the weight ROM must live there: the UP5K's
-SPRAM cannot be initialized from the bitstream, so it does not count), the block geometry used to
-estimate how many blocks a ROM of a given width and depth takes, which LEDs show the verdict, and
-the nextpnr cell names of its logic, flip-flop and RAM resources for the build report.
+SPRAM cannot be initialized from the bitstream, so it does not count; it is listed apart, for
+the classify engine's image memory), the block geometry used to estimate how many blocks a ROM
+of a given width and depth takes, which LEDs show the verdict, and the nextpnr cell names of its
+logic, flip-flop and RAM resources for the build report.
 """
 
 import importlib
