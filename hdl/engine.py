@@ -293,8 +293,8 @@ class InferenceEngine(wiring.Component):
         image_depth = 2 * 2 ** ceil_log2(self._image_columns)
         image_width = nout * program.input_bits
         most = -(-image_width // SPRAM_WIDTH)
-        if (not isinstance(image_single_port_blocks, int) or
-                isinstance(image_single_port_blocks, bool) or not 0 <= image_single_port_blocks <= most):
+        blocks = image_single_port_blocks
+        if not isinstance(blocks, int) or isinstance(blocks, bool) or not 0 <= blocks <= most:
             raise ValueError(f"image_single_port_blocks must be an integer from 0 to {most} "
                              f"(the image memory is {image_width} bits wide), not "
                              f"{image_single_port_blocks!r}")

@@ -30,8 +30,8 @@ def _is_ultraplus(platform):
     if not isinstance(platform, SiliconBluePlatform):
         return False
     if not platform.device.startswith("iCE40UP"):
-        raise ValueError(f"the {platform.device} has no SPRAM; SinglePortRam needs an iCE40 "
-                         f"UltraPlus (iCE40UP3K, iCE40UP5K) or a platform without vendor RAM")
+        raise ValueError(f"the {platform.device} has no SPRAM; on iCE40, SinglePortRam needs "
+                         f"an UltraPlus (iCE40UP3K, iCE40UP5K)")
     return True
 
 
