@@ -10,7 +10,9 @@ the board runs; :class:`ClassifyTop` connects it to a board's clock, UART and LE
 
 The weight memory streams every layer once per image, over and over: the engine takes the
 weights only while it has an image, so its backpressure alone paces the memory. The protocol is
-in :mod:`boards.protocol`.
+in :mod:`boards.protocol`. On a board with SPRAM (the iCEBreaker) :func:`engine_options` moves
+the engine's image memory there and a few constant rows into logic, so that the weights keep
+the block RAM.
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal
