@@ -28,7 +28,7 @@ from .platforms import BOARDS, board_by_name
 from .report import parse_report
 from .simulate import simulate_selftest
 from .classify import (DEFAULT_BAUD, ClassifyTop, check_classify_fits, classify_image,
-                       memory_budget, streamed_network)
+                       engine_options, memory_budget, single_port_budget, streamed_network)
 from .host import BoardError, BoardLink, ProgressBar, classify_images
 from .protocol import answer_length, request_length
 from .top import BoardTop
@@ -59,6 +59,9 @@ def build_parser():
     for sub in (build, program, classify):
         sub.add_argument("--board", required=True, choices=list(BOARDS), metavar="NAME",
                          help=f"one of: {', '.join(BOARDS)}")
+    simulate.add_argument("--board", choices=list(BOARDS), metavar="NAME",
+                          default="icebreaker", help="classify: the board whose memory plan "
+                          "the engine uses (default: icebreaker)")
     for sub in (build, program, simulate):
         sub.add_argument("--app", choices=APPS, default="selftest",
                          help="selftest (default) or classify")
@@ -100,11 +103,12 @@ def build_parser():
 
 
 def list_boards():
-    print(f"{'board':<12} {'device':<11} {'clock':>7} {'block RAM':>22}")
+    print(f"{'board':<12} {'device':<11} {'clock':>7} {'block RAM':>26}  SPRAM")
     for board in BOARDS.values():
         memory = f"{board.ram_bits} bits ({board.ram_blocks} x {board.ram_block_bits})"
+        single = f"{board.spram_blocks} x 16K x 16" if board.spram_blocks else "-"
         print(f"{board.name:<12} {board.device:<11} {board.clock_hz / 1e6:>4g} MHz "
-              f"{memory:>22}")
+              f"{memory:>26}  {single}")
 
 
 def load_image(path, lanes):
@@ -162,6 +166,10 @@ def classify_report(board, top, *, weights, toolchain, build_dir, baud):
         "memory_budget": {name: {"width": width, "depth": depth, "blocks": blocks}
                           for name, (width, depth, blocks)
                           in memory_budget(board, image, engine).items()},
+        "single_port_budget": {name: {"width": width, "depth": depth, "blocks": blocks}
+                               for name, (width, depth, blocks)
+                               in single_port_budget(engine).items()},
+        "constant_logic_rows": engine.constant_logic_rows,
         **figures,
         "clock_mhz": board.clock_hz / 1e6, "baud": baud,
         "cycles_per_image": cycles,
@@ -201,6 +209,10 @@ def print_report(report):
 def print_classify_report(report):
     budget = ", ".join(f"{name} {entry['depth']} x {entry['width']}: {entry['blocks']}"
                        for name, entry in report["memory_budget"].items())
+    single = ", ".join(f"{name} {entry['depth']} x {entry['width']}: {entry['blocks']}"
+                       for name, entry in report["single_port_budget"].items())
+    if report["constant_logic_rows"]:
+        budget += f"; {report['constant_logic_rows']} constant rows in logic"
     timing = "met" if report["timing_met"] else "NOT MET"
     rows = [
         ("board", f"{report['board']} ({report['device']}, {report['clock_mhz']:g} MHz clock)"),
@@ -209,6 +221,7 @@ def print_classify_report(report):
                     f"words of {report['word_width']} bits; {report['one_bit_per_weight_bits']} "
                     f"at 1 bit/weight; device block RAM {report['device_block_ram_bits']} bits"),
         ("blocks", f"{budget} (estimate)"),
+        *([("SPRAM use", f"{single} (16-bit blocks)")] if single else []),
         ("logic cells", "{} / {}".format(*report["logic_cells"])),
         ("LUTs", report["luts"]),
         ("flip-flops", report["flip_flops"]),
@@ -243,32 +256,34 @@ def simulate_classify(args):
     from .classify import ClassifyApp
     from .pty_sim import SIMULATION_DIVISOR, SimulatedBoard, build_simulator
 
-    app = ClassifyApp(network=load_network(args.weights), lanes=args.lanes,
-                      divisor=SIMULATION_DIVISOR)
+    board = board_by_name(args.board)
+    network = load_network(args.weights)
+    app = ClassifyApp(network=network, lanes=args.lanes, divisor=SIMULATION_DIVISOR,
+                      engine_options=engine_options(board, network))
     try:
         executable = build_simulator(app, args.build_dir or "build/pty-sim")
     except subprocess.CalledProcessError as error:
         raise CliError(f"the Verilator build failed: "
                        f"{error.stderr.decode(errors='replace').strip().splitlines()[-1]}") \
             from None
-    with SimulatedBoard(executable) as board:
+    with SimulatedBoard(executable) as simulated:
         if args.count is None:
-            print(f"simulated classify board on {board.path}; in another shell: python -m "
-                  f"boards classify --board icebreaker --port {board.path}; Ctrl-C ends it",
-                  flush=True)
+            print(f"simulated classify board on {simulated.path}; in another shell: python -m "
+                  f"boards classify --board {args.board} --port {simulated.path}; Ctrl-C ends "
+                  f"it", flush=True)
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return 0
-        host = argparse.Namespace(board="icebreaker", port=board.path, count=args.count,
+        host = argparse.Namespace(board=args.board, port=simulated.path, count=args.count,
                                   weights=args.weights, baud=DEFAULT_BAUD, timeout=10.0,
                                   retries=3, data_root=None, output=None)
         try:
             status = classify(host)
         except BoardError as error:
             raise CliError(str(error)) from None
-    stats = board.stats
+    stats = simulated.stats
     print(f"simulated    {stats.cycles} cycles; {stats.latency / max(1, stats.answers):.0f} "
           f"cycles from a request's last bit to its answer's first")
     return status

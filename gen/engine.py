@@ -41,8 +41,11 @@ class EngineTop(wiring.Component):
         Every requantized output (for testbenches).
     """
 
-    def __init__(self, *, network, width, lanes):
-        self._engine = InferenceEngine(network=network, width=width, lanes=lanes)
+    def __init__(self, *, network, width, lanes, image_single_port_blocks=0,
+                 constant_memory_rows=None):
+        self._engine = InferenceEngine(network=network, width=width, lanes=lanes,
+                                       image_single_port_blocks=image_single_port_blocks,
+                                       constant_memory_rows=constant_memory_rows)
         engine = self._engine
         trace = engine.trace.payload.shape()
         super().__init__({
@@ -112,6 +115,14 @@ def engine_manifest(top_component, top):
         "cycle_bound": engine.cycle_bound(),
         "buffers": {name: {"depth": depth, "width": width}
                     for name, (depth, width) in engine.buffers.items()},
+        # Only with the memory options of hdl.InferenceEngine, so default sidecars stay as
+        # they were.
+        **({"single_port_buffers": {name: {"depth": depth, "width": width}
+                                    for name, (depth, width)
+                                    in engine.single_port_buffers.items()}}
+           if engine.single_port_buffers else {}),
+        **({"constant_logic_rows": engine.constant_logic_rows}
+           if engine.constant_logic_rows else {}),
         "layers": [{"config": layer.config, "inputs": layer.integer.inputs,
                     "outputs": layer.integer.outputs, "tile": layer.tile,
                     "chunks": layer.chunks, "in_bits": layer.integer.in_bits,
@@ -127,11 +138,16 @@ def engine_manifest(top_component, top):
     }
 
 
-def engine_files(network, verilog_path, *, width, lanes=1, top=DEFAULT_ENGINE_TOP):
+def engine_files(network, verilog_path, *, width, lanes=1, top=DEFAULT_ENGINE_TOP,
+                 image_single_port_blocks=0, constant_memory_rows=None, platform=None):
     """Generate the engine for ``network`` (a :class:`flexor.network.StreamedNetwork`):
     ``{verilog_path: text, sidecar_path: text}``. Raises ``TypeError``/``ValueError`` (one
-    line) for parameters :class:`hdl.InferenceEngine` refuses."""
-    component = EngineTop(network=network, width=width, lanes=lanes)
-    text = to_verilog(component, top)
+    line) for parameters :class:`hdl.InferenceEngine` refuses. The memory options are
+    :class:`hdl.InferenceEngine`'s; ``platform`` is passed to elaboration (an iCE40 UltraPlus
+    one instantiates ``SB_SPRAM256KA`` for single-port blocks)."""
+    component = EngineTop(network=network, width=width, lanes=lanes,
+                          image_single_port_blocks=image_single_port_blocks,
+                          constant_memory_rows=constant_memory_rows)
+    text = to_verilog(component, top, platform=platform)
     return {verilog_path: text,
             sidecar_path(verilog_path): dumps_manifest(engine_manifest(component, top))}

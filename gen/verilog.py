@@ -50,9 +50,10 @@ def port_list(component, clocked):
     return ports
 
 
-def to_verilog(component, top):
-    """Verilog text for ``component`` as module ``top``, with no source locations inside."""
-    return verilog.convert(component, name=top, emit_src=False)
+def to_verilog(component, top, *, platform=None):
+    """Verilog text for ``component`` as module ``top``, with no source locations inside,
+    elaborated for ``platform`` (default: none, as a simulator sees it)."""
+    return verilog.convert(component, name=top, emit_src=False, platform=platform)
 
 
 class DecoderTop(XorNetwork):

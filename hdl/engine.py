@@ -32,6 +32,7 @@ from flexor.integer import MULT_BITS, signed_bits
 from flexor.network import StreamedNetwork
 
 from .decryptor import Decryptor, data_layout, descriptor_layout
+from .single_port import SPRAM_DEPTH, SPRAM_WIDTH, SharedPortMemory
 
 __all__ = ["InferenceEngine", "Requantizer", "engine_error_layout", "result_layout",
            "trace_layout", "lane_sum"]
@@ -85,6 +86,11 @@ def _check_network(network, lanes):
                              f"{lanes}")
 
 
+def _check_memory_rows(rows):
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
+        raise ValueError(f"memory_rows must be None or a positive integer, not {rows!r}")
+
+
 class Requantizer(wiring.Component):
     """Requantization of accumulators, one row per cycle: ``(mult * acc + offset) >> shift``,
     then the clamp of a hidden layer; pipelined, :data:`LATENCY` cycles.
@@ -94,6 +100,9 @@ class Requantizer(wiring.Component):
     program : :class:`flexor.integer.IntegerProgram`
         Its layers' ``mult``, ``offset`` and ``shift`` (``q = 1``) are built in: ``mult`` and
         ``offset`` in one read-only memory of ``sum(out)`` words of ``16 + offset_bits`` bits.
+    memory_rows : int or None, keyword-only
+        Rows of that memory (the first ones); the rows past it are built into logic, a
+        registered multiplexer read in the same cycle. ``None`` (default): all rows in memory.
 
     Members
     -------
@@ -107,9 +116,12 @@ class Requantizer(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, program):
+    def __init__(self, program, *, memory_rows=None):
         self._program = program
         layers = program.layers
+        rows = sum(layer.outputs for layer in layers)
+        _check_memory_rows(memory_rows)
+        self._memory_rows = rows if memory_rows is None else min(rows, memory_rows)
         self._acc_bits = max(layer.acc_bits for layer in layers)
         self._sum_bits = max(layer.sum_bits for layer in layers)
         self._offset_bits = max(signed_bits(abs(layer.offset).max()) for layer in layers)
@@ -130,6 +142,12 @@ class Requantizer(wiring.Component):
     sum_bits = property(lambda self: self._sum_bits)
     offset_bits = property(lambda self: self._offset_bits)
     value_bits = property(lambda self: self._value_bits)
+    memory_rows = property(lambda self: self._memory_rows)
+
+    @property
+    def logic_rows(self):
+        """Rows of constants built into logic (past :attr:`memory_rows`)."""
+        return sum(layer.outputs for layer in self._program.layers) - self._memory_rows
 
     @property
     def constant_bits(self):
@@ -146,8 +164,9 @@ class Requantizer(wiring.Component):
             init += [(int(mult) & word_mask) | (int(offset) << MULT_BITS)
                      & ((1 << (MULT_BITS + self._offset_bits)) - 1)
                      for mult, offset in zip(layer.mult[0], layer.offset)]
+        rows = self._memory_rows
         m.submodules.constants = constants = memory.Memory(
-            shape=unsigned(MULT_BITS + self._offset_bits), depth=len(init), init=init)
+            shape=unsigned(MULT_BITS + self._offset_bits), depth=rows, init=init[:rows])
         read = constants.read_port()
         base = Signal(range(len(init)))
         with m.Switch(self.i.payload.layer):
@@ -155,13 +174,26 @@ class Requantizer(wiring.Component):
                 with m.Case(index):
                     m.d.comb += base.eq(bases[index])
         m.d.comb += read.addr.eq(base + self.i.payload.row)
+        constant = read.data
+        if rows < len(init):
+            # The rows past the memory: a registered multiplexer, read in the same cycle.
+            address = Signal.like(base)
+            from_logic = Signal()
+            logic_word = Signal.like(read.data)
+            m.d.comb += address.eq(base + self.i.payload.row)
+            m.d.sync += from_logic.eq(address >= rows)
+            with m.Switch(address):
+                for row in range(rows, len(init)):
+                    with m.Case(row):
+                        m.d.sync += logic_word.eq(init[row])
+            constant = Mux(from_logic, logic_word, read.data)
 
         # Stage 1: the row beside its constants (read this cycle from the address above).
         stage1 = Signal.like(self.i.payload)
         valid1 = Signal()
         m.d.sync += [stage1.eq(self.i.payload), valid1.eq(self.i.valid)]
-        mult = read.data[:MULT_BITS].as_signed()
-        offset = read.data[MULT_BITS:].as_signed()
+        mult = constant[:MULT_BITS].as_signed()
+        offset = constant[MULT_BITS:].as_signed()
         # Stage 2: the product (a register after the multiplier, as the DSP blocks want).
         product = Signal(signed(self._sum_bits))   # |mult * acc| <= the sum's bound: exact
         offset2 = Signal(signed(self._offset_bits))
@@ -206,16 +238,33 @@ class InferenceEngine(wiring.Component):
         Memory word width of the weight stream: 8, 16, 32 or 64.
     lanes : int
         Chunks per decryptor beat, rows accumulated per cycle.
+    image_single_port_blocks : int
+        Default 0. With ``n > 0`` the low ``16 n`` bits of the image memory go into ``n``
+        single-port blocks shaped like the iCE40 UltraPlus SPRAM (:class:`hdl.SinglePortRam`:
+        ``SB_SPRAM256KA`` on that platform), the rest stay in a dual-port memory
+        (:class:`hdl.SharedPortMemory`): the loader's words wait in a one-word queue for a cycle
+        without an image read, ``image.ready`` drops only while a completed word finds the
+        queue full, and layer 0 starts only once the queue is empty. At most
+        ``ceil(nout * input_bits / 16)``.
+    constant_memory_rows : int or None
+        Default ``None`` (all). Rows of the requantizer's constants kept in memory; the others
+        are built into logic (:class:`Requantizer` ``memory_rows``).
 
     Attributes
     ----------
-    network, width, lanes, classes, logit_bits
+    network, width, lanes, classes, logit_bits, image_single_port_blocks, constant_memory_rows
         The parameters, the number of classes and the signed width of a logit.
     decryptor : :class:`hdl.Decryptor`
         The decryptor inside.
     buffers : dict of str to (depth, width)
-        The engine's memories: ``image`` (two slots), ``hidden`` (two slots; absent for one
-        layer), ``constants`` (read-only).
+        The engine's dual-port and read-only memories (block RAM): ``image`` (two slots; only
+        the bits not in single-port blocks, absent when there are none), ``hidden`` (two slots;
+        absent for one layer), ``constants`` (read-only, the rows kept in memory).
+    single_port_buffers : dict of str to (depth, width)
+        The parts in single-port blocks of 16 bits: ``image`` when ``image_single_port_blocks``
+        is set, else empty.
+    constant_logic_rows : int
+        Rows of constants built into logic.
 
     Members
     -------
@@ -234,24 +283,44 @@ class InferenceEngine(wiring.Component):
         nothing inside; leave it unconnected and synthesis removes it).
     """
 
-    def __init__(self, *, network, width, lanes=1):
+    def __init__(self, *, network, width, lanes=1, image_single_port_blocks=0,
+                 constant_memory_rows=None):
         _check_network(network, lanes)
-        self._network = network
-        self._decryptor = Decryptor(configs=network.configs, width=width, lanes=lanes)
-        self._width, self._lanes = self._decryptor.width, self._decryptor.lanes
-        self._requantizer = Requantizer(network.program)
         program = network.program
-        self._logit_bits = logit_bits(program.layers[-1])
         nout = network.nout
         layers = program.layers
         self._image_columns = -(-program.inputs // nout)
-        self._buffers = {"image": (2 * 2 ** ceil_log2(self._image_columns),
-                                   nout * program.input_bits)}
+        image_depth = 2 * 2 ** ceil_log2(self._image_columns)
+        image_width = nout * program.input_bits
+        most = -(-image_width // SPRAM_WIDTH)
+        blocks = image_single_port_blocks
+        if not isinstance(blocks, int) or isinstance(blocks, bool) or not 0 <= blocks <= most:
+            raise ValueError(f"image_single_port_blocks must be an integer from 0 to {most} "
+                             f"(the image memory is {image_width} bits wide), not "
+                             f"{image_single_port_blocks!r}")
+        if image_single_port_blocks and image_depth > SPRAM_DEPTH:
+            raise ValueError(f"the image memory has {image_depth} words, more than a "
+                             f"single-port block's {SPRAM_DEPTH}")
+        _check_memory_rows(constant_memory_rows)
+        self._network = network
+        self._decryptor = Decryptor(configs=network.configs, width=width, lanes=lanes)
+        self._width, self._lanes = self._decryptor.width, self._decryptor.lanes
+        self._requantizer = Requantizer(program, memory_rows=constant_memory_rows)
+        self._logit_bits = logit_bits(layers[-1])
+        self._image_single_port_blocks = image_single_port_blocks
+        self._constant_memory_rows = constant_memory_rows
+        single_port_bits = min(image_width, SPRAM_WIDTH * image_single_port_blocks)
+        self._single_port_buffers = {}
+        self._buffers = {}
+        if single_port_bits:
+            self._single_port_buffers["image"] = (image_depth, single_port_bits)
+        if single_port_bits < image_width:
+            self._buffers["image"] = (image_depth, image_width - single_port_bits)
         if len(layers) > 1:
             self._hidden_columns = max(-(-layer.inputs // nout) for layer in layers[1:])
             self._buffers["hidden"] = (2 * 2 ** ceil_log2(self._hidden_columns),
                                        nout * max(layer.in_bits for layer in layers[1:]))
-        self._buffers["constants"] = (sum(layer.outputs for layer in layers),
+        self._buffers["constants"] = (self._requantizer.memory_rows,
                                       MULT_BITS + self._requantizer.offset_bits)
         super().__init__({
             "desc": In(stream.Signature(descriptor_layout())),
@@ -271,6 +340,10 @@ class InferenceEngine(wiring.Component):
     classes = property(lambda self: self._network.program.classes)
     logit_bits = property(lambda self: self._logit_bits)
     buffers = property(lambda self: dict(self._buffers))
+    single_port_buffers = property(lambda self: dict(self._single_port_buffers))
+    image_single_port_blocks = property(lambda self: self._image_single_port_blocks)
+    constant_memory_rows = property(lambda self: self._constant_memory_rows)
+    constant_logic_rows = property(lambda self: self._requantizer.logic_rows)
 
     @property
     def layer_overhead(self):
@@ -312,10 +385,19 @@ class InferenceEngine(wiring.Component):
         beat = decryptor.out
 
         # Memories. The slot is the address MSB, so no adder forms an address.
-        depth, image_width = self._buffers["image"]
-        m.submodules.image_memory = image_memory = memory.Memory(
-            shape=image_width, depth=depth, init=[])
-        image_read, image_write = image_memory.read_port(), image_memory.write_port()
+        image_width = nout * network.program.input_bits
+        if self._image_single_port_blocks:
+            depth = self._single_port_buffers["image"][0]
+            m.submodules.image_memory = image_memory = SharedPortMemory(
+                depth=depth, width=image_width, blocks=self._image_single_port_blocks)
+            image_read, image_write = image_memory.read, image_memory.write
+            image_writable = image_memory.write_ready
+        else:
+            depth, image_width = self._buffers["image"]
+            m.submodules.image_memory = image_memory = memory.Memory(
+                shape=image_width, depth=depth, init=[])
+            image_read, image_write = image_memory.read_port(), image_memory.write_port()
+            image_writable = None
         column_bits = ceil_log2(self._image_columns) if self._image_columns > 1 else 0
         if count > 1:
             depth, hidden_width = self._buffers["hidden"]
@@ -334,15 +416,22 @@ class InferenceEngine(wiring.Component):
         pixel_word = Signal(image_width)
         pixel_bits = network.program.input_bits
         merged = Signal(image_width)
-        m.d.comb += [self.image.ready.eq(~loaded.bit_select(load_slot, 1)), merged.eq(pixel_word)]
+        image_end = pixel_index == network.program.inputs - 1
+        word_end = (pixel_pos == nout - 1) | image_end
+        if self._image_single_port_blocks:
+            # A completed word waits while the single-port memory's write queue is full.
+            m.d.comb += self.image.ready.eq(~loaded.bit_select(load_slot, 1) &
+                                            (image_writable | ~word_end))
+        else:
+            m.d.comb += self.image.ready.eq(~loaded.bit_select(load_slot, 1))
+        m.d.comb += merged.eq(pixel_word)
         with m.Switch(pixel_pos):
             for pos in range(nout):
                 with m.Case(pos):
                     m.d.comb += merged[pos * pixel_bits:(pos + 1) * pixel_bits].eq(
                         self.image.payload)
-        image_end = pixel_index == network.program.inputs - 1
         with m.If(self.image.valid & self.image.ready):
-            with m.If((pixel_pos == nout - 1) | image_end):
+            with m.If(word_end):
                 m.d.comb += [image_write.en.eq(1), image_write.data.eq(merged),
                              image_write.addr.eq(Cat(pixel_column[:column_bits], load_slot))]
                 m.d.sync += [pixel_word.eq(0), pixel_pos.eq(0), pixel_column.eq(pixel_column + 1)]
@@ -387,8 +476,12 @@ class InferenceEngine(wiring.Component):
         read_en = Signal()
         read_column = Signal.like(column)
         with m.If(~running & ~draining):
-            # Layer 0 needs a loaded image; the last layer writes the result, which must be free.
-            with m.If(Mux(layer == 0, loaded.bit_select(run_slot, 1), 1) &
+            # Layer 0 needs a loaded image (with single-port blocks, its last word out of the
+            # write queue); the last layer writes the result, which must be free.
+            image_ready = loaded.bit_select(run_slot, 1)
+            if image_writable is not None:
+                image_ready &= image_writable
+            with m.If(Mux(layer == 0, image_ready, 1) &
                       Mux(last_layer, ~self.result.valid, 1)):
                 m.d.comb += [read_en.eq(1), read_column.eq(0)]
                 m.d.sync += [running.eq(1), tile.eq(0), column.eq(0), rsub.eq(0),

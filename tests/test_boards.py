@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from boards.__main__ import PROG, main
-from boards.build import parse_build_reports
+from boards.build import TOOLCHAINS, bitstream_path, parse_build_reports
 from boards.image import MemoryTooSmall, WeightImage, word_width
-from boards.platforms import BOARDS, board_by_name
+from boards.platforms import BOARDS, FAMILIES, Board, board_by_name
 from boards.top import BoardTop
 from flexor import RankWarning, XorConfig
 from flexor.cli import run_cli
@@ -44,13 +44,20 @@ DATASHEET_RAM_BITS = {"icebreaker": 30 * 4096, "icestick": 16 * 4096,
                       "ulx3s-12f": 32 * 18 * 1024, "ulx3s-85f": 208 * 18 * 1024}
 
 
+# Device and oscillator of each board from its schematic (the table reads both from the
+# amaranth-boards platform).
+SCHEMATIC = {"icebreaker": ("iCE40UP5K", 12e6), "icestick": ("iCE40HX1K", 12e6),
+             "ulx3s-12f": ("LFE5U-12F", 25e6), "ulx3s-85f": ("LFE5U-85F", 25e6)}
+
+
 @pytest.mark.parametrize("name", sorted(DATASHEET_RAM_BITS))
 def test_board_table_matches_the_platform_and_the_data_sheet(name):
     board = board_by_name(name)
     platform = board.make_platform()
-    assert platform.device == board.device
-    assert platform.default_clk_frequency == board.clock_hz
+    assert (board.device, board.clock_hz) == SCHEMATIC[name]
+    assert board.family.name == ("ice40" if name.startswith("ice") else "ecp5")
     assert board.ram_bits == DATASHEET_RAM_BITS[name]
+    assert board.spram_blocks == (4 if name == "icebreaker" else 0)
     for index in board.leds.values():
         if index is not None:
             platform.request("led", index, dir="-")   # raises when the LED does not exist
@@ -93,6 +100,19 @@ def test_build_cli_refuses_big_weights_before_running_any_tool(tmp_path, capsys,
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "80000 bits" in err and "65536 bits" in err
     assert not build_dir.exists()
+
+
+def test_a_board_of_a_known_family_is_one_entry(tmp_path):
+    """Device, clock and family come from the platform; the family gives geometry, tools,
+    bitstream name and report cells, with no table to extend."""
+    bitsy = Board("bitsy", "amaranth_boards.icebreaker_bitsy:ICEBreakerBitsyPlatform",
+                  ram_blocks=30, leds={"pass": None, "fail": None, "running": None},
+                  classify_leds={"busy": None, "error": None, "label": ()}, spram_blocks=4)
+    assert (bitsy.device, bitsy.clock_hz, bitsy.family) == ("iCE40UP5K", 12e6, FAMILIES["ice40"])
+    assert bitsy.ram_bits == DATASHEET_RAM_BITS["icebreaker"]
+    assert bitstream_path(bitsy, tmp_path) == tmp_path / "top.bin"
+    assert set(FAMILIES["ice40"].tools) <= {tool.lower().replace("_", "-")
+                                            for tool in TOOLCHAINS["yowasp"]}
 
 
 @pytest.mark.parametrize("lanes, nin, width", [(1, 8, 32), (4, 8, 32), (5, 8, 64), (3, 16, 64),

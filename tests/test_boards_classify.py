@@ -16,7 +16,7 @@ from amaranth.hdl import Fragment, UnusedElaboratable
 
 from boards.__main__ import DEFAULT_CLASSIFY_WEIGHTS, PROG, main
 from boards.classify import (ClassifyApp, ClassifyTop, check_classify_fits, classify_image,
-                             streamed_network)
+                             engine_options, streamed_network)
 from boards.image import MemoryTooSmall
 from boards.platforms import board_by_name
 from boards.pty_sim import SIMULATION_DIVISOR, SimulatedBoard, build_simulator
@@ -33,9 +33,20 @@ def network():
     return streamed_network(Container.load(DEFAULT_CLASSIFY_WEIGHTS))
 
 
+ICEBREAKER = board_by_name("icebreaker")
+
+
+def icebreaker_app(network, **kwargs):
+    """The classify logic as the iCEBreaker builds it: the image memory on single-port blocks
+    (the SPRAM's Amaranth stand-in here), the constant rows past 256 in logic."""
+    return ClassifyApp(network=network, lanes=1, divisor=SIMULATION_DIVISOR,
+                       engine_options=engine_options(ICEBREAKER, network), **kwargs)
+
+
 @pytest.fixture(scope="module")
 def simulator(network, tmp_path_factory):
-    app = ClassifyApp(network=network, lanes=1, divisor=SIMULATION_DIVISOR)
+    app = icebreaker_app(network)
+    assert app.engine.single_port_buffers and app.engine.constant_logic_rows
     return build_simulator(app, tmp_path_factory.mktemp("classify"))
 
 
@@ -84,8 +95,7 @@ def test_a_corrupted_weight_memory_is_caught_by_the_host(network, tmp_path):
     # that XOR it in (inverting a whole chunk would change nothing: every row XORs two bits).
     index = image.layer_ends[1] + 5
     words[index] ^= 1 << 3 | 1 << 11
-    app = ClassifyApp(network=network, lanes=1, divisor=SIMULATION_DIVISOR,
-                      image=image._replace(words=words))
+    app = icebreaker_app(network, image=image._replace(words=words))
     executable = build_simulator(app, tmp_path / "corrupt")
     with SimulatedBoard(executable) as board:
         status, out, report = host(board.path, 4, tmp_path)
@@ -117,13 +127,38 @@ def test_classify_build_refuses_a_board_too_small_before_any_tool(tmp_path, caps
 
 def test_engine_buffers_count_against_the_block_ram(network):
     # A UP5K with 25 blocks holds the 24 of the weights, but not the engine's buffers beside.
-    board = board_by_name("icebreaker")._replace(ram_blocks=25)
+    board = ICEBREAKER._replace(ram_blocks=25, spram_blocks=0)
     app = ClassifyApp(network=network, lanes=1, divisor=SIMULATION_DIVISOR)
     app.image.check_fits(board)
     with pytest.raises(MemoryTooSmall) as info:
         check_classify_fits(board, app.image, app.engine)
     message = str(info.value)
+    assert "needs 37 blocks" in message
     assert "weights 2983 x 32 bits: 24" in message and "has 25" in message
     for buffer, (depth, width) in app.engine.buffers.items():
         assert f"{buffer} {depth} x {width} bits" in message
     Fragment.get(app, None)       # elaborate it, as a build would (no unused warning)
+
+
+def test_the_icebreaker_plan_fits_exactly_and_is_counted(network):
+    """The iCEBreaker's plan: 24 + 1 + 2 + 3 = 30 of 30 blocks, 4 of 4 SPRAMs, 10 constant rows
+    in logic; one block or one SPRAM fewer and the check refuses, naming the parts."""
+    app = icebreaker_app(network)
+    assert app.engine.buffers == {"image": (256, 16), "hidden": (32, 20), "constants": (256, 44)}
+    assert app.engine.single_port_buffers == {"image": (256, 64)}
+    assert app.engine.constant_logic_rows == 10
+    check_classify_fits(ICEBREAKER, app.image, app.engine)
+    with pytest.raises(MemoryTooSmall) as info:
+        check_classify_fits(ICEBREAKER._replace(ram_blocks=29), app.image, app.engine)
+    assert ("needs 30 blocks of 4096 bits of block RAM (weights 2983 x 32 bits: 24, image 256 x "
+            "16 bits: 1, hidden 32 x 20 bits: 2, constants 256 x 44 bits: 3; 10 constant rows "
+            "in logic) but the iCE40UP5K on icebreaker has 29") in str(info.value)
+    with pytest.raises(MemoryTooSmall, match=r"needs 4 single-port RAM blocks of 16 bits "
+                                             r"\(image 256 x 64 bits: 4\) but the iCE40UP5K on "
+                                             r"icebreaker has 3"):
+        check_classify_fits(ICEBREAKER._replace(spram_blocks=3), app.image, app.engine)
+    Fragment.get(app, None)
+
+
+def test_boards_without_spram_keep_the_default_engine(network):
+    assert engine_options(board_by_name("ulx3s-85f"), network) == {}

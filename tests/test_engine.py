@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ResetInserter, Signal
+from amaranth.hdl import Fragment, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from flexor.network import StreamedNetwork
@@ -288,3 +288,76 @@ def test_mutant_constant_off_by_one_is_caught():
     with pytest.raises(AssertionError, match=rf"image 0, layer {len(network.layers) - 1}, "
                                              rf"output 0:"):
         check_engine(run, model, images, seed)
+
+
+# -- single-port image memory and constants in logic (the iCE40 UltraPlus option) ---------------
+
+def build_single_port(case, seed, *, blocks=None):
+    """The engine of ``case`` with its image memory on single-port blocks (all of them, or
+    ``blocks``) and its last three constant rows in logic."""
+    network = random_network(case, seed)
+    width = network.nout * network.program.input_bits
+    rows = sum(layer.outputs for layer in network.program.layers)
+    dut = InferenceEngine(network=network, width=case[5], lanes=case[6],
+                          image_single_port_blocks=blocks or -(-width // 16),
+                          constant_memory_rows=rows - 3)
+    assert dut.single_port_buffers and dut.constant_logic_rows == 3
+    return network, dut
+
+
+@pytest.mark.parametrize("case, blocks", [(NETWORKS[0], None), (NETWORKS[1], 1),
+                                          (NETWORKS[3], 2), (NETWORKS[4], None)])
+def test_single_port_engine_equals_integer_model_under_stalls(case, blocks):
+    seed = NETWORKS.index(case) + 700
+    network, dut = build_single_port(case, seed, blocks=blocks)
+    images = network.random_inputs(3, seed)
+    run = simulate_engine(dut, images, seed=seed, stall=(0.3, 0.3, 0.1, 0.3))
+    check_engine(run, network, images, seed)
+
+
+@pytest.mark.parametrize("case", [NETWORKS[2], NETWORKS[4]])
+def test_single_port_engine_full_rate(case):
+    """NETWORKS[4] has tile = lanes: the image memory is read every cycle of layer 0, so the
+    loader's words wait for the later layers."""
+    seed = NETWORKS.index(case) + 800
+    network, dut = build_single_port(case, seed)
+    images = network.random_inputs(4, seed)
+    run = simulate_engine(dut, images, seed=seed)
+    check_engine(run, network, images, seed)
+    period = max(np.diff(run.result_cycles))
+    assert period <= dut.cycle_bound(), f"{period} cycles, bound {dut.cycle_bound()}"
+
+
+def test_single_port_engine_reset_mid_image():
+    seed = 900
+    network, dut = build_single_port(NETWORKS[1], seed)
+    images = network.random_inputs(2, seed)
+    run = simulate_engine(dut, images, seed=seed, stall=(0.2, 0.2, 0.2, 0.2), reset_at=150)
+    check_engine(run, network, images, seed)
+
+
+def test_single_port_options_are_checked():
+    network = random_network(NETWORKS[0], 0)       # nout 4, 8-bit pixels: 32-bit image words
+    with pytest.raises(ValueError, match="image_single_port_blocks must be an integer from 0 "
+                                         "to 2"):
+        InferenceEngine(network=network, width=8, image_single_port_blocks=3)
+    with pytest.raises(ValueError, match="memory_rows must be None or a positive integer"):
+        InferenceEngine(network=network, width=8, constant_memory_rows=0)
+    default = InferenceEngine(network=network, width=8)
+    assert default.single_port_buffers == {} and default.constant_logic_rows == 0
+    Fragment.get(default, None)       # elaborates (and so is not reported unused)
+
+
+def test_mutant_single_port_write_dropped_is_caught(monkeypatch):
+    """The image memory's arbitration drops a queued word when a read takes the port (instead
+    of keeping it for the next free cycle): the engine test fails."""
+    import hdl.single_port
+
+    monkeypatch.setattr(hdl.single_port, "_arbitrate",
+                        lambda queued, reading: (queued & ~reading, queued))
+    seed = 701
+    network, dut = build_single_port(NETWORKS[1], seed, blocks=1)
+    images = network.random_inputs(3, seed)
+    run = simulate_engine(dut, images, seed=seed, stall=(0.3, 0.3, 0.1, 0.3))
+    with pytest.raises(AssertionError, match=r"image \d, layer 0, output"):
+        check_engine(run, network, images, seed)

