@@ -40,6 +40,7 @@ import numpy as np
 
 from .golden import pack_bits, unpack_bits
 from .input_files import read_input_file
+from .parameters import check_int
 from .weight_order import check_order, chunk_count
 from .xor_config import DENSE, RankWarning, XorConfig
 
@@ -790,9 +791,11 @@ def _step_from_record(index, step, layers, archive):
 
 
 def _check_int(name, value, *, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ContainerError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
+    # A bad field of a container is a ContainerError whatever its kind.
+    try:
+        return check_int(name, value, minimum=minimum)
+    except (TypeError, ValueError) as error:
+        raise ContainerError(str(error)) from None
 
 
 def _check_float_array(layer, part, array, shape, optional=False):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flexor import XorConfig
+from flexor.parameters import check_int
 from flexor.xor_config import load_matrix_file
 
 from .verilog import sidecar_path
@@ -246,8 +247,7 @@ def prove_decoder(verilog, manifest, *, timeout=DEFAULT_TIMEOUT):
     ValueError
         The sidecar is malformed, or Yosys rejects the Verilog (message: Yosys' error line).
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
+    check_int("timeout", timeout)
     config, top, registered = _manifest_config(manifest)
     if registered:
         claim = (f"whenever y_valid is high, y = M x mod 2 of the last accepted x "

@@ -57,7 +57,7 @@ def test_harness_checks_its_arguments():
         # The stage and half-built harnesses warn when collected that they were never elaborated.
         warnings.simplefilter("ignore", UnusedElaboratable)
         stage = XorStage(XorConfig.random(4, 5))
-        with pytest.raises(ValueError, match="capacity must be a positive integer, not 0"):
+        with pytest.raises(ValueError, match="capacity must be an integer >= 1, not 0"):
             StreamHarness(stage, capacity=0)
         with pytest.raises(ValueError, match="no stream member 'in'"):
             StreamHarness(stage, capacity=1, input="in")
@@ -193,7 +193,7 @@ def test_decryptor_harness_checks_its_arguments():
         dut = Decryptor(configs=decryptor_configs((3,)), width=8)
         with pytest.raises(TypeError, match="dut must be an hdl.Decryptor"):
             DecryptorHarness(XorStage(XorConfig.random(4, 5)), max_chunks=2)
-        with pytest.raises(ValueError, match="max_chunks must be a positive integer, not 0"):
+        with pytest.raises(ValueError, match="max_chunks must be an integer >= 1, not 0"):
             DecryptorHarness(dut, max_chunks=0)
         with pytest.raises(ValueError, match="checks must be a collection of"):
             DecryptorHarness(dut, max_chunks=2, checks=["rule", "speed"])
