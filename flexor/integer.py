@@ -27,6 +27,7 @@ from .datasets import load_dataset, pixels
 from .golden import decrypt
 from .inference import Evaluation
 from .parameters import check_int
+from .topology import BATCHNORM_TENSORS
 from .weight_order import weights_from_chunks
 
 __all__ = ["MULT_BITS", "MAX_SHIFT", "INPUT_BITS", "INPUT_SCALE", "IntegerLayer",
@@ -308,7 +309,7 @@ def derive_program(container, *, input_bits=INPUT_BITS, input_scale=INPUT_SCALE)
             gain, mean, beta = np.ones(out), np.zeros(out), np.zeros(out)
         else:
             parts = {part: container.tensors[f"{norm['name']}.{part}"].astype(np.float64)
-                     for part in ("mean", "var", "weight", "bias")}
+                     for part in BATCHNORM_TENSORS}
             gain = parts["weight"] / np.sqrt(parts["var"] + norm["eps"])
             mean, beta = parts["mean"], parts["bias"]
         m = gain[None, :] * alpha * s_in                   # per unit of the output step

@@ -277,11 +277,25 @@ def _unique_keys(pairs):
 
 
 def dumps_config_json(data):
-    """JSON text with one matrix row per line: readable, diffable and byte-stable."""
-    matrix = data.get("matrix")
+    """Two-space JSON text with a top-level ``matrix`` last and every row of every matrix (any
+    list of lists) on one line: readable, diffable and byte-stable. The one writer of
+    configuration files and sidecars."""
     body = {key: value for key, value in data.items() if key != "matrix"}
-    if matrix is None:
-        return json.dumps(body, indent=2) + "\n"
-    head = json.dumps(body, indent=2)[:-1].rstrip() + ("," if body else "")
-    rows = ",\n".join("    " + json.dumps(row) for row in matrix)
-    return f'{head}\n  "matrix": [\n{rows}\n  ]\n}}\n'
+    if data.get("matrix") is not None:
+        body["matrix"] = data["matrix"]
+    rows = []
+
+    def compact(value):
+        if isinstance(value, dict):
+            return {key: compact(item) for key, item in value.items()}
+        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+            rows.extend(json.dumps(row) for row in value)
+            return [f"\0{len(rows) - len(value) + i}\0" for i in range(len(value))]
+        if isinstance(value, list):
+            return [compact(item) for item in value]
+        return value
+
+    text = json.dumps(compact(body), indent=2)
+    for index, row in enumerate(rows):
+        text = text.replace(f'"\\u0000{index}\\u0000"', row, 1)
+    return text + "\n"

@@ -22,10 +22,10 @@ The bookkeeping registers are in the same ``sync`` domain as the block, so a res
 together with the block and the properties restart with it. Amaranth 0.5 has no ``Past``: the
 last-cycle copies are explicit registers.
 
-Applying it to another block (e.g. the decryptor): subclass :class:`StreamHarness`, pass the
-stream member names as ``input``/``output``, and override :meth:`StreamHarness.properties` to add
-block-specific checks (per-layer beat counts, ``last`` exactly once per layer) on top of
-``super().properties(m)``; then check it with :func:`sim.formal.check_formal`.
+A block with more than one input stream gets its own harness built from the same pieces
+(:func:`stream_rule`, :func:`consecutive`): :class:`DecryptorHarness` does so for
+:class:`hdl.Decryptor`, adding its per-layer checks (beat counts, ``last`` exactly once per
+layer). Either is checked with :func:`sim.formal.check_formal`.
 """
 
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, Signal

@@ -8,18 +8,15 @@ out of the RTL and prints that accuracy next to the golden one.
 """
 
 import sys
-from pathlib import Path
 
 from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
-from flexor.container import ContainerError
+from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS, ContainerError
 
 from .decoder import probability
 from .infer import run_inference
 from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed
 from .weights import run_weights
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "digits_mlp_0p8.npz"
-DEFAULT_ENGINE_WEIGHTS = DEFAULT_WEIGHTS.parent / "fmnist_mlp.npz"
 
 
 def image_count(text):
@@ -91,7 +88,7 @@ def print_inference(args, run):
 
 
 def infer_main(args):
-    args.weights = args.weights or str(DEFAULT_ENGINE_WEIGHTS)
+    args.weights = args.weights or str(FMNIST_WEIGHTS)
     args.simulator = args.simulator or "verilator"
     if args.waves:
         raise CliError("--waves applies to the decryptor run, not --infer")
@@ -115,7 +112,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.infer:
         return infer_main(args)
-    args.weights = args.weights or str(DEFAULT_WEIGHTS)
+    args.weights = args.weights or str(DIGITS_WEIGHTS)
     args.simulator = args.simulator or "icarus"
     try:
         run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
