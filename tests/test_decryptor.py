@@ -43,10 +43,8 @@ def simulate(dut, descriptors, words, lasts, *, seed=0, stall=(0.0, 0.0, 0.0), r
                               pause=random_pause(rng, stall[1]))
         out = StreamSink(amaranth_port(ctx, dut.out), pause=random_pause(rng, stall[2]))
         cycle = 0
-        resets_left = 0 if reset_at is None else 1
         while cycle < max_cycles and len(run.beats) < done:
-            if resets_left and cycle == reset_at:
-                resets_left = 0
+            if cycle == reset_at:
                 await pulse_reset(ctx, reset, (desc, source, out))
                 run.beats.clear()
                 run.beat_cycles.clear()

@@ -59,11 +59,9 @@ def simulate_engine(dut, images, *, seed=0, stall=(0.0, 0.0, 0.0, 0.0), reset_at
                                           (dut.data, data, stall[1]),
                                           (dut.image, pixels, stall[2]))]
         result = StreamSink(amaranth_port(ctx, dut.result), pause=random_pause(rng, stall[3]))
-        resets_left = 0 if reset_at is None else 1
         cycle = 0
         while cycle < max_cycles and len(run.results) < len(images):
-            if resets_left and cycle == reset_at:
-                resets_left = 0
+            if cycle == reset_at:
                 await pulse_reset(ctx, reset, (*sources, result))
                 run.results.clear()
                 run.result_cycles.clear()
