@@ -24,14 +24,12 @@ A plane is a flat bit-plane (``docs/container.md``): chunk ``j`` is encrypted bi
 of ``n`` weights. Every problem with a file raises :class:`ContainerError` (a ``ValueError``)
 with one line that names the file and what is wrong.
 
-This module holds the data classes, their consistency checks and the ``header.json`` schema;
-:mod:`flexor.archive` the file's ZIP, ``.npy`` members and checksum; :mod:`flexor.topology`
-the topology operations.
+This module holds the data classes and their consistency checks; :mod:`flexor.header` the
+``header.json`` schema and the checks of its records, :mod:`flexor.archive` the file's ZIP,
+``.npy`` members and checksum, :mod:`flexor.topology` the topology operations.
 """
 
 import math
-import reprlib
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,84 +38,27 @@ from .archive import (MAX_ARRAY_BYTES, MAX_FILE_BYTES, MAX_HEADER_BYTES, Archive
                       encode_container)
 from .errors import ContainerError
 from .golden import pack_bits, unpack_bits
+from .header import (FLATTEN, FORMAT, SCHEMA, TOPOLOGY_OPS, VERSION, VERSIONS, Key,
+                     check_integer_record, check_layer_record, check_record, config_from_record,
+                     is_int, layer_members)
 from .input_files import read_input_file
 from .parameters import check_int
 from .stream import MAX_NIN  # the decryptor's limit, which a container must keep
 from .topology import ACTIVATION_BITS, BATCHNORM_TENSORS, MAX_ACTIVATION, OPS, is_shape
 from .weight_order import check_order, chunk_count
-from .xor_config import DENSE, RankWarning, XorConfig
+from .xor_config import XorConfig
 
 __all__ = ["Container", "Layer", "Plane", "IntegerStep", "ContainerError", "FORMAT", "VERSION",
            "VERSIONS", "MAX_NIN", "MAX_ACTIVATION", "MAX_FILE_BYTES", "MAX_HEADER_BYTES",
            "MAX_ARRAY_BYTES", "SCHEMA", "Key", "TOPOLOGY_OPS", "encode_container",
            "SHIPPED_WEIGHTS", "DIGITS_WEIGHTS", "FMNIST_WEIGHTS"]
 
-FORMAT = "flexor-container"
-#: The version written when the content needs it (a tiled weight order, a ``quantize`` op or an
-#: integer program); content that version 1 can express is written as version 1, byte for byte
-#: as before.
-VERSION = 2
-#: Every version this code reads.
-VERSIONS = (1, 2)
 #: The shipped containers, found from the source tree (not the working directory): the digits
 #: MLP, default input of the decryptor flow, and the Fashion-MNIST MLP with its integer program,
 #: default input of the inference engine.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DIGITS_WEIGHTS = SHIPPED_WEIGHTS / "digits_mlp_0p8.npz"
 FMNIST_WEIGHTS = SHIPPED_WEIGHTS / "fmnist_mlp.npz"
-#: Weight order of version 1 (the only one it has): PyTorch's row-major ``[out, in, kh, kw]``.
-FLATTEN = "row-major"
-
-
-class Key:
-    """One key of a ``header.json`` record: its JSON types, whether it may be left out and the
-    first format version that has it.
-
-    ``int`` is an integer (never ``true`` or ``1.0``), ``float`` any finite number, ``None``
-    JSON ``null``; the other types are JSON's own.
-    """
-
-    def __init__(self, *types, optional=False, since=1):
-        self.types, self.optional, self.since = types, optional, since
-
-
-#: Keys of a record that also takes keys it does not list (``metadata``: free JSON).
-OTHER_KEYS = "*"
-
-#: The schema of ``header.json``: for each record, every key it may hold with its exact type.
-#: ``layer <kind>`` and ``op <name>`` add to ``layer`` and ``{"op": ...}`` the keys of one kind
-#: of layer or one topology operation. Any other key is refused; a new key is one entry here.
-SCHEMA = {
-    "header": {"format": Key(str), "version": Key(int), "configs": Key(list),
-               "layers": Key(list), "topology": Key(dict), "tensors": Key(list),
-               "metadata": Key(dict), "integer": Key(dict, None, since=2)},
-    "config": {"nin": Key(int), "nout": Key(int), "ntap": Key(int, str, None),
-               "seed": Key(int, None), "rank": Key(int), "matrix": Key(list)},
-    "layer": {"name": Key(str), "kind": Key(str), "shape": Key(list), "flatten": Key(str),
-              "tile": Key(int, optional=True, since=2), "precision": Key(str), "q": Key(int),
-              "planes": Key(list), "bias": Key(bool)},
-    "layer linear": {},
-    "layer conv2d": {"stride": Key(int), "padding": Key(int)},
-    "plane": {"config": Key(int), "chunks": Key(int), "bits": Key(int)},
-    "topology": {"input_shape": Key(list), "ops": Key(list)},
-    **{f"op {name}": {key: Key(*types) for key, types in op.keys.items()}
-       for name, op in OPS.items()},
-    # The integer program (docs/integer-program.md); its arrays are members integer{s}.mult
-    # and integer{s}.offset.
-    "integer": {"steps": Key(list)},
-    "integer step": {"layer": Key(int), "shift": Key(int), "in_bits": Key(int),
-                     "out_bits": Key(int, None)},
-    # What tools read from the training metadata; the rest is free.
-    "metadata": {"accuracy": Key(float, optional=True), "correct": Key(int, optional=True),
-                 "test_samples": Key(int, optional=True), OTHER_KEYS: Key()},
-}
-#: Topology operations and the keys each one needs besides ``op``.
-TOPOLOGY_OPS = {record[3:]: tuple(keys) for record, keys in SCHEMA.items()
-                if record.startswith("op ")}
-LAYER_KINDS = tuple(record[6:] for record in SCHEMA if record.startswith("layer "))
-
-
-
 class Plane:
     """One encrypted bit-plane of a layer.
 
@@ -457,7 +398,7 @@ class Container:
             raise ContainerError(f"{where}: padding bits past bit {plane.n_bits} are not zero")
 
     def _check_topology(self):
-        topology = _check_record("topology", self.topology, SCHEMA["topology"])
+        topology = check_record("topology", self.topology, SCHEMA["topology"])
         shape = topology["input_shape"]
         if not is_shape(shape):
             raise ContainerError(f"topology input_shape must be a list of positive integers, "
@@ -468,11 +409,11 @@ class Container:
             name = op.get("op") if isinstance(op, dict) else None
             if not isinstance(name, str) or name not in OPS:
                 raise ContainerError(f"topology op {position}: unknown operation {name!r}")
-            _check_record(f"topology op {position} ({name})", op,
+            check_record(f"topology op {position} ({name})", op,
                           {"op": Key(str), **SCHEMA[f"op {name}"]})
             if OPS[name].layer:
                 index = op["layer"]
-                if not _is_int(index) or not 0 <= index < len(self.layers):
+                if not is_int(index) or not 0 <= index < len(self.layers):
                     raise ContainerError(f"topology op {position}: layer index {index!r} out "
                                          f"of range (the container has {len(self.layers)})")
                 if self.layers[index].kind != name:
@@ -606,13 +547,13 @@ class Container:
         if header.get("format") != FORMAT:
             raise ContainerError(f"not a FleXOR container (format {header.get('format')!r})")
         version = header.get("version")
-        if not _is_int(version) or version not in VERSIONS:
+        if not is_int(version) or version not in VERSIONS:
             raise ContainerError(f"unsupported container version {version!r} (this code reads "
                                  f"versions {', '.join(map(str, VERSIONS))})")
-        _check_record("header", header, SCHEMA["header"], version)
-        configs = [_config_from_record(i, record, version)
+        check_record("header", header, SCHEMA["header"], version)
+        configs = [config_from_record(i, record, version)
                    for i, record in enumerate(header["configs"])]
-        records = [_check_layer_record(i, record, configs, version)
+        records = [check_layer_record(i, record, configs, version)
                    for i, record in enumerate(header["layers"])]
         names = header["tensors"]
         for name in names:
@@ -620,9 +561,9 @@ class Container:
                 raise ContainerError(f"tensors must be a list of non-empty names, not {name!r}")
         if len(set(names)) != len(names):
             raise ContainerError(f"tensors names a tensor twice: {names!r}")
-        steps = _check_integer_record(header.get("integer"), records, version)
+        steps = check_integer_record(header.get("integer"), records, version)
         archive.check_members([member for i, record in enumerate(records)
-                               for member in _layer_members(i, record)] +
+                               for member in layer_members(i, record)] +
                               [f"tensor.{name}" for name in names] +
                               [f"integer{s}.{part}" for s in range(len(steps or ()))
                                for part in ("mult", "offset")])
@@ -631,7 +572,7 @@ class Container:
         tensors = {name: archive.array(f"tensor.{name}", np.float32, (None,)) for name in names}
         integer = None if steps is None else [_step_from_record(s, step, layers, archive)
                                               for s, step in enumerate(steps)]
-        metadata = _check_record("metadata", header["metadata"], SCHEMA["metadata"], version)
+        metadata = check_record("metadata", header["metadata"], SCHEMA["metadata"], version)
         correct, samples = metadata.get("correct"), metadata.get("test_samples")
         if correct is not None and samples is not None and not 0 <= correct <= samples:
             raise ContainerError(f"metadata: correct {correct} is not within 0..test_samples "
@@ -658,7 +599,7 @@ class _OpCheck:
 
     def parameter(self, key, minimum):
         value = self.op[key]
-        self.need(_is_int(value) and value >= minimum, f"{key} must be an integer >= {minimum}, "
+        self.need(is_int(value) and value >= minimum, f"{key} must be an integer >= {minimum}, "
                   f"not {value!r}")
         return value
 
@@ -669,10 +610,6 @@ class _OpCheck:
         return self.container._check_batchnorm(self.position, name)
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_activation(where, shape):
     if math.prod(shape) > MAX_ACTIVATION:
         raise ContainerError(f"{where}: an activation of shape {shape} has more than "
@@ -680,26 +617,9 @@ def _check_activation(where, shape):
 
 
 def _check_bits(name, value):
-    if not _is_int(value) or value not in ACTIVATION_BITS:
+    if not is_int(value) or value not in ACTIVATION_BITS:
         raise ContainerError(f"{name} must be an integer in 1..8, not {value!r}")
     return value
-
-
-def _check_integer_record(section, records, version):
-    """The checked step records of a header's ``integer`` section (``None`` when it is null or,
-    in version 1, absent); each names an encrypted layer, whose shape sizes its arrays."""
-    if section is None:
-        return None
-    _check_record("integer", section, SCHEMA["integer"], version)
-    steps = section["steps"]
-    for s, step in enumerate(steps):
-        where = f"integer step {s}"
-        _check_record(where, step, SCHEMA["integer step"], version)
-        if not 0 <= step["layer"] < len(records) or \
-                records[step["layer"]]["precision"] != "xor":
-            raise ContainerError(f"{where}: layer {step['layer']} is not an encrypted layer of "
-                                 f"the container")
-    return steps
 
 
 def _step_from_record(index, step, layers, archive):
@@ -729,116 +649,6 @@ def _check_float_array(layer, part, array, shape, optional=False):
                              f"{tuple(shape)}, not {array.dtype} {array.shape}")
     if not np.isfinite(array).all():
         raise ContainerError(f"layer {layer.name}: {part} holds NaN or infinity")
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "an object", None: "null"}
-
-
-def _has_type(value, kind):
-    if kind is None:
-        return value is None
-    if kind is float:
-        return type(value) in (int, float) and math.isfinite(value)
-    return type(value) is kind
-
-
-def _check_record(where, record, schema, version=VERSION):
-    """Check one JSON record against its ``schema`` (a :data:`SCHEMA` entry); return it."""
-    if not isinstance(record, dict):
-        raise ContainerError(f"{where} must be a JSON object, not {reprlib.repr(record)}")
-    for key, value in record.items():
-        spec = schema.get(key)
-        if spec is None or spec.since > version:
-            if OTHER_KEYS in schema:
-                continue
-            raise ContainerError(f"{where}: unknown key {key!r}")
-        if not any(_has_type(value, kind) for kind in spec.types):
-            kinds = " or ".join(_TYPE_NAMES[kind] for kind in spec.types)
-            raise ContainerError(f"{where}: {key} must be {kinds}, not {reprlib.repr(value)}")
-    missing = [key for key, spec in schema.items() if key != OTHER_KEYS and not spec.optional
-               and spec.since <= version and key not in record]
-    if missing:
-        raise ContainerError(f"{where} is missing {', '.join(map(repr, missing))}")
-    return record
-
-
-def _config_from_record(index, record, version):
-    """A configuration record as an :class:`XorConfig`: its matrix, and the rank and (when it
-    names a seed) the generator's matrix agree with it."""
-    where = f"configuration {index}"
-    _check_record(where, record, SCHEMA["config"], version)
-    ntap, seed = record["ntap"], record["seed"]
-    if isinstance(ntap, str) and ntap != DENSE:
-        raise ContainerError(f"{where}: ntap must be an integer, {DENSE!r} or null, not {ntap!r}")
-    try:
-        config = XorConfig.from_dict(record)
-    except (TypeError, ValueError) as error:
-        raise ContainerError(f"{where}: {error}") from None
-    if config.nin > MAX_NIN:
-        raise ContainerError(f"{where}: nin {config.nin} > {MAX_NIN}, the decryptor's limit")
-    if record["rank"] != config.rank:
-        raise ContainerError(f"{where}: rank is {record['rank']} but the matrix has GF(2) rank "
-                             f"{config.rank}")
-    if seed is not None:
-        if ntap is None:
-            raise ContainerError(f"{where}: a seed ({seed}) needs the ntap it was drawn with")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RankWarning)
-                drawn = XorConfig.random(config.nin, config.nout, ntap, seed)
-        except (TypeError, ValueError) as error:
-            raise ContainerError(f"{where}: {error}") from None
-        if not np.array_equal(drawn.matrix, config.matrix):
-            raise ContainerError(f"{where}: the matrix is not the one XorConfig.random("
-                                 f"{config.nin}, {config.nout}, {ntap!r}, seed={seed}) gives")
-    return config
-
-
-def _check_layer_record(index, record, configs, version):
-    """Check a layer record and its plane records before any of its arrays is read."""
-    where = f"layer {index}"
-    kind = record.get("kind") if isinstance(record, dict) else None
-    if kind not in LAYER_KINDS:
-        raise ContainerError(f"{where}: kind must be {' or '.join(map(repr, LAYER_KINDS))}, "
-                             f"not {reprlib.repr(kind)}")
-    _check_record(where, record, {**SCHEMA["layer"], **SCHEMA[f"layer {kind}"]}, version)
-    if version == 1 and record["flatten"] != FLATTEN:
-        raise ContainerError(f"{where}: flatten order {record['flatten']!r} is not {FLATTEN!r} "
-                             f"(the only one of version 1)")
-    rank = 2 if kind == "linear" else 4
-    if not is_shape(record["shape"]) or len(record["shape"]) != rank:
-        raise ContainerError(f"{where}: a {kind} shape is {rank} positive integers, not "
-                             f"{reprlib.repr(record['shape'])}")
-    if record["precision"] not in ("xor", "full"):
-        raise ContainerError(f"{where}: precision must be 'xor' or 'full', not "
-                             f"{record['precision']!r}")
-    for p, plane in enumerate(record["planes"]):
-        _check_record(f"{where} plane {p}", plane, SCHEMA["plane"], version)
-        config = plane["config"]
-        if not 0 <= config < len(configs):
-            raise ContainerError(f"{where} plane {p}: configuration index {config!r} out "
-                                 f"of range (the container has {len(configs)})")
-        if plane["chunks"] < 1:
-            raise ContainerError(f"{where} plane {p}: chunks must be >= 1, not "
-                                 f"{plane['chunks']}")
-        nin = configs[config].nin
-        if plane["bits"] != plane["chunks"] * nin:
-            raise ContainerError(f"{where} plane {p}: header says {plane['bits']} bits, but "
-                                 f"{plane['chunks']} chunks of nin {nin} are "
-                                 f"{plane['chunks'] * nin}")
-    if len(record["planes"]) != record["q"]:
-        raise ContainerError(f"{where}: q is {record['q']} but {len(record['planes'])} planes")
-    return record
-
-
-def _layer_members(index, record):
-    """Names of the array members a (checked) layer record says the archive holds."""
-    names = [f"layer{index}.plane{p}" for p in range(len(record["planes"]))]
-    names.append(f"layer{index}.{'alpha' if record['precision'] == 'xor' else 'weight'}")
-    if record["bias"]:
-        names.append(f"layer{index}.bias")
-    return names
 
 
 def _layer_from_record(index, record, configs, archive):

@@ -5,7 +5,7 @@ The sidecar (``FLEXOR_SIDECAR``) gives the word width, lanes and every matrix; t
 
     {"layers": [{"config": 0, "chunks": 5, "packed": "<hex of the flat packed bits>"}, ...],
      "seed": 0,                                       # of the stall pattern
-     "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance valid/ready is withheld a cycle
+     "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance a cycle pauses (sim.streams)
      "reset_at": null,                                # cycle of a mid-stream reset, or null
      "names": ["fc1 plane 0", ...],                   # optional labels for error messages
      "flip": {"word": 3, "bit": 5}}                   # optional: corrupt one data bit on the wire
@@ -15,9 +15,10 @@ sidecar's matrices alone. Every output beat (``tdata``, ``tuser``, ``tlast``) is
 order; the first mismatch is reported with layer, chunk, bit and cycle. With ``reset_at`` the
 streams are dropped at that cycle, ``rst`` is held two cycles, and everything is sent again
 from the start (the beats before the reset are discarded). The result, with the cycle of every
-handshake, the ``tdata`` of every accepted beat (hex) and the wall time, is written to ``FLEXOR_RESULT`` when
-set. ``flip`` inverts one bit of one data word as it is driven while the golden beats stay those
-of the intended stream: a check that a corrupted stream is caught where it should be.
+handshake, the ``tdata`` of every accepted beat (hex) and the wall time, is written to
+``FLEXOR_RESULT`` when set. ``flip`` inverts one bit of one data word as it is driven while the
+golden beats stay those of the intended stream: a check that a corrupted stream is caught where
+it should be.
 """
 
 import json

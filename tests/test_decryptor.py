@@ -25,10 +25,11 @@ class Run:
 
 def simulate(dut, descriptors, words, lasts, *, seed=0, stall=(0.0, 0.0, 0.0), reset_at=None,
              max_cycles=20000, beats_expected=None):
-    """Drive the three streams cycle by cycle; stall = chance each of desc valid, data valid
-    and out ready is withheld in a cycle. With ``reset_at`` the streams are abandoned at that
-    cycle, ``rst`` is pulsed, and the whole stimulus is sent again. Checks the valid/ready rule
-    on the output (a beat offered is held until taken) every cycle."""
+    """Drive the three streams cycle by cycle; stall = chance per cycle that desc and data hold
+    back a new word (one offered stays until taken) and that out ready is withheld. With
+    ``reset_at`` the streams are abandoned at that cycle, ``rst`` is pulsed, and the whole
+    stimulus is sent again. Checks the valid/ready rule on the output (a beat offered is held
+    until taken) every cycle."""
     rng = random.Random(seed)
     width, nout, lanes = dut.width, dut.nout, dut.lanes
     count_shift = nout * lanes

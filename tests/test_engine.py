@@ -40,9 +40,9 @@ def unpack_result(value, classes, bits):
 def simulate_engine(dut, images, *, seed=0, stall=(0.0, 0.0, 0.0, 0.0), reset_at=None,
                     max_cycles=200000):
     """Drive weights (descriptor and data, repeated per image), pixels and the result stream;
-    ``stall`` = chance per cycle that desc valid, data valid, image valid, result ready are
-    withheld. With ``reset_at``, the streams are abandoned at that cycle, ``rst`` pulsed and
-    everything sent again."""
+    ``stall`` = chance per cycle that desc, data and image hold back a new beat (one offered
+    stays until taken) and that result ready is withheld. With ``reset_at``, the streams are
+    abandoned at that cycle, ``rst`` pulsed and everything sent again."""
     rng = random.Random(seed)
     network = dut.network
     packed = pack_stream(network.configs, network.stream_layers(), width=dut.width,
