@@ -7,12 +7,14 @@ import sys
 import tempfile
 import warnings
 
+from .errors import UserError
+
 __all__ = ["CliParser", "positive_int", "nonnegative_int", "output_file", "write_files_atomically",
            "run_cli"]
 
 
-class CliError(Exception):
-    """A user error to report as one line and exit status 2."""
+class CliError(UserError):
+    """A bad command line or output path, reported as one line and exit status 2."""
 
 
 class CliParser(argparse.ArgumentParser):
@@ -104,10 +106,11 @@ def _umask():
 def run_cli(prog, main, argv=None):
     """Run ``main(argv)`` and turn user errors into one ``prog: error: ...`` line and exit 2.
 
-    ``CliError`` and ``ValueError``/``TypeError`` raised while checking input are user errors,
-    and so is running out of memory (a ``ulimit``); anything else is a bug and keeps its
-    traceback. A :class:`~flexor.xor_config.RankWarning` is printed as one
-    ``prog: warning: ...`` line once ``main`` has succeeded, and not at all when it fails (the
+    A :class:`~flexor.errors.UserError` (``CliError``, ``ContainerError``, ``ToolMissing``...)
+    and running out of memory (a ``ulimit``) are the user's to fix, and so, for now, are
+    ``ValueError`` and ``TypeError``: input files, data sets, recipes and the boards still report
+    bad input that way. Anything else is a bug and keeps its traceback. A
+    :class:`~flexor.xor_config.RankWarning` is printed as one ``prog: warning: ...`` line once ``main`` has succeeded, and not at all when it fails (the
     error is then the only line).
     """
     from .xor_config import RankWarning
@@ -116,7 +119,7 @@ def run_cli(prog, main, argv=None):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RankWarning)
             status = main(argv)
-    except (CliError, ValueError, TypeError) as error:
+    except (UserError, ValueError, TypeError) as error:
         # One line even when the message quotes an argument with a line break in it.
         print(f"{prog}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2

@@ -18,127 +18,47 @@ Public API used by the hardware flow::
             plane.chunks, plane.bits                   # int, (chunks, nin) uint8 0/1
             plane.packed                               # flat bytes, little-endian bit order
 
-A plane follows the flat bit-plane convention of ``DESIGN.md``: chunk ``j`` is encrypted bits
+A plane is a flat bit-plane (``docs/container.md``): chunk ``j`` is encrypted bits
 ``j*nin .. j*nin+nin-1`` of the flat stream, packed eight to a byte LSB first, exactly
 ``chunks * nin`` bits with zero padding in the last byte, ``chunks = ceil(n / nout)`` for a layer
 of ``n`` weights. Every problem with a file raises :class:`ContainerError` (a ``ValueError``)
 with one line that names the file and what is wrong.
+
+This module holds the data classes and their consistency checks; :mod:`flexor.header` the
+``header.json`` schema and the checks of its records, :mod:`flexor.archive` the file's ZIP,
+``.npy`` members and checksum, :mod:`flexor.topology` the topology operations.
 """
 
-import contextlib
-import hashlib
-import io
-import json
 import math
-import reprlib
-import tokenize
-import warnings
-import zipfile
-import zlib
+from pathlib import Path
 
 import numpy as np
 
+from .archive import (MAX_ARRAY_BYTES, MAX_FILE_BYTES, MAX_HEADER_BYTES, Archive, digest,
+                      encode_container)
+from .errors import ContainerError
 from .golden import pack_bits, unpack_bits
+from .header import (FLATTEN, FORMAT, SCHEMA, TOPOLOGY_OPS, VERSION, VERSIONS, Key,
+                     check_integer_record, check_layer_record, check_record, config_from_record,
+                     is_int, layer_members)
 from .input_files import read_input_file
+from .parameters import check_int
+from .stream import MAX_NIN  # the decryptor's limit, which a container must keep
+from .topology import ACTIVATION_BITS, BATCHNORM_TENSORS, MAX_ACTIVATION, OPS, is_shape
 from .weight_order import check_order, chunk_count
-from .xor_config import DENSE, RankWarning, XorConfig
+from .xor_config import XorConfig
 
 __all__ = ["Container", "Layer", "Plane", "IntegerStep", "ContainerError", "FORMAT", "VERSION",
            "VERSIONS", "MAX_NIN", "MAX_ACTIVATION", "MAX_FILE_BYTES", "MAX_HEADER_BYTES",
-           "MAX_ARRAY_BYTES", "SCHEMA", "Key", "TOPOLOGY_OPS", "encode_container"]
+           "MAX_ARRAY_BYTES", "SCHEMA", "Key", "TOPOLOGY_OPS", "encode_container",
+           "SHIPPED_WEIGHTS", "DIGITS_WEIGHTS", "FMNIST_WEIGHTS"]
 
-FORMAT = "flexor-container"
-#: The version written when the content needs it (a tiled weight order, a ``quantize`` op or an
-#: integer program); content that version 1 can express is written as version 1, byte for byte
-#: as before.
-VERSION = 2
-#: Every version this code reads.
-VERSIONS = (1, 2)
-#: Widest chunk the hardware decryptor accepts (the hardware flow's limit, enforced here).
-MAX_NIN = 64
-#: Most values one activation may hold per sample (a bound against absurd headers, far above
-#: any network the flow targets: ResNet-20 on CIFAR-10 peaks at 16 x 32 x 32 = 16384).
-MAX_ACTIVATION = 2 ** 24
-#: Largest container file, ``header.json`` member and sum of array bytes the loader accepts:
-#: bounds on memory, checked before anything that size is read or inflated.
-MAX_FILE_BYTES = 2 ** 30
-MAX_HEADER_BYTES = 2 ** 24
-MAX_ARRAY_BYTES = 2 ** 30
-#: Weight order of version 1 (the only one it has): PyTorch's row-major ``[out, in, kh, kw]``.
-FLATTEN = "row-major"
-
-
-class Key:
-    """One key of a ``header.json`` record: its JSON types, whether it may be left out and the
-    first format version that has it.
-
-    ``int`` is an integer (never ``true`` or ``1.0``), ``float`` any finite number, ``None``
-    JSON ``null``; the other types are JSON's own.
-    """
-
-    def __init__(self, *types, optional=False, since=1):
-        self.types, self.optional, self.since = types, optional, since
-
-
-#: Keys of a record that also takes keys it does not list (``metadata``: free JSON).
-OTHER_KEYS = "*"
-
-#: The schema of ``header.json``: for each record, every key it may hold with its exact type.
-#: ``layer <kind>`` and ``op <name>`` add to ``layer`` and ``{"op": ...}`` the keys of one kind
-#: of layer or one topology operation. Any other key is refused; a new key is one entry here.
-SCHEMA = {
-    "header": {"format": Key(str), "version": Key(int), "configs": Key(list),
-               "layers": Key(list), "topology": Key(dict), "tensors": Key(list),
-               "metadata": Key(dict), "integer": Key(dict, None, since=2)},
-    "config": {"nin": Key(int), "nout": Key(int), "ntap": Key(int, str, None),
-               "seed": Key(int, None), "rank": Key(int), "matrix": Key(list)},
-    "layer": {"name": Key(str), "kind": Key(str), "shape": Key(list), "flatten": Key(str),
-              "tile": Key(int, optional=True, since=2), "precision": Key(str), "q": Key(int),
-              "planes": Key(list), "bias": Key(bool)},
-    "layer linear": {},
-    "layer conv2d": {"stride": Key(int), "padding": Key(int)},
-    "plane": {"config": Key(int), "chunks": Key(int), "bits": Key(int)},
-    "topology": {"input_shape": Key(list), "ops": Key(list)},
-    "op reshape": {"shape": Key(list)},
-    "op linear": {"layer": Key(int)},
-    "op conv2d": {"layer": Key(int)},
-    "op batchnorm": {"name": Key(str), "eps": Key(float)},
-    "op relu": {},
-    "op maxpool2d": {"kernel": Key(int)},
-    "op flatten": {},
-    "op global_avgpool": {},
-    "op push": {},
-    "op add_shortcut": {"stride": Key(int), "pad_channels": Key(int)},
-    "op quantize": {"name": Key(str), "bits": Key(int)},
-    # The integer program (docs/integer-program.md); its arrays are members integer{s}.mult
-    # and integer{s}.offset.
-    "integer": {"steps": Key(list)},
-    "integer step": {"layer": Key(int), "shift": Key(int), "in_bits": Key(int),
-                     "out_bits": Key(int, None)},
-    # What tools read from the training metadata; the rest is free.
-    "metadata": {"accuracy": Key(float, optional=True), "correct": Key(int, optional=True),
-                 "test_samples": Key(int, optional=True), OTHER_KEYS: Key()},
-}
-#: Topology operations and the keys each one needs besides ``op``.
-TOPOLOGY_OPS = {record[3:]: tuple(keys) for record, keys in SCHEMA.items()
-                if record.startswith("op ")}
-LAYER_KINDS = tuple(record[6:] for record in SCHEMA if record.startswith("layer "))
-#: Operations that exist from format version 2 on.
-V2_OPS = ("quantize",)
-BATCHNORM_TENSORS = ("mean", "var", "weight", "bias")
-#: Activation widths of a ``quantize`` op and of the integer program.
-ACTIVATION_BITS = range(1, 9)
-
-_TRAILER = b"flexor-sha256:"
-_DIGEST_CHARS = 64
-_MEMBER_DATE = (1980, 1, 1, 0, 0, 0)  # the ZIP epoch: no build time inside the file
-_HEADER = "header.json"
-
-
-class ContainerError(ValueError):
-    """A container file or object is unreadable, corrupted, of another version or inconsistent."""
-
-
+#: The shipped containers, found from the source tree (not the working directory): the digits
+#: MLP, default input of the decryptor flow, and the Fashion-MNIST MLP with its integer program,
+#: default input of the inference engine.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DIGITS_WEIGHTS = SHIPPED_WEIGHTS / "digits_mlp_0p8.npz"
+FMNIST_WEIGHTS = SHIPPED_WEIGHTS / "fmnist_mlp.npz"
 class Plane:
     """One encrypted bit-plane of a layer.
 
@@ -478,114 +398,37 @@ class Container:
             raise ContainerError(f"{where}: padding bits past bit {plane.n_bits} are not zero")
 
     def _check_topology(self):
-        topology = _check_record("topology", self.topology, SCHEMA["topology"])
+        topology = check_record("topology", self.topology, SCHEMA["topology"])
         shape = topology["input_shape"]
-        if not _is_shape(shape):
+        if not is_shape(shape):
             raise ContainerError(f"topology input_shape must be a list of positive integers, "
                                  f"not {shape!r}")
         shape, stack, used = tuple(shape), [], []
         _check_activation("input", shape)
         for position, op in enumerate(topology["ops"]):
             name = op.get("op") if isinstance(op, dict) else None
-            if not isinstance(name, str) or name not in TOPOLOGY_OPS:
+            if not isinstance(name, str) or name not in OPS:
                 raise ContainerError(f"topology op {position}: unknown operation {name!r}")
-            _check_record(f"topology op {position} ({name})", op,
+            check_record(f"topology op {position} ({name})", op,
                           {"op": Key(str), **SCHEMA[f"op {name}"]})
-            if name in ("linear", "conv2d"):
+            if OPS[name].layer:
                 index = op["layer"]
-                if not _is_int(index) or not 0 <= index < len(self.layers):
+                if not is_int(index) or not 0 <= index < len(self.layers):
                     raise ContainerError(f"topology op {position}: layer index {index!r} out "
                                          f"of range (the container has {len(self.layers)})")
                 if self.layers[index].kind != name:
                     raise ContainerError(f"topology op {position}: layer {index} is a "
                                          f"{self.layers[index].kind}, not a {name}")
                 used.append(index)
-            shape = self._op_output_shape(position, op, shape, stack)
+            # The forward pass of flexor.inference, run on shapes only, so that a container
+            # that loads also runs.
+            shape = OPS[name].shape(_OpCheck(self, position, op, shape), op, shape, stack)
             _check_activation(f"topology op {position} ({name})", shape)
         if sorted(used) != list(range(len(self.layers))):
             raise ContainerError(f"topology must use every layer exactly once, not {used}")
         if len(shape) != 1:
             raise ContainerError(f"topology must end in one vector of logits per sample, not "
                                  f"shape {shape}")
-
-    def _op_output_shape(self, position, op, shape, stack):
-        """Per-sample shape after ``op`` on per-sample ``shape`` (``ContainerError`` when the op
-        cannot apply): the forward pass of :mod:`flexor.inference`, run on shapes only, so that
-        a container that loads also runs."""
-        name = op["op"]
-        where = f"topology op {position} ({name})"
-
-        def need(condition, what):
-            if not condition:
-                raise ContainerError(f"{where}: {what} (input shape {shape})")
-
-        def parameter(key, minimum):
-            value = op[key]
-            need(_is_int(value) and value >= minimum, f"{key} must be an integer >= {minimum}, "
-                 f"not {value!r}")
-            return value
-
-        if name == "reshape":
-            need(_is_shape(op["shape"]) and math.prod(op["shape"]) == math.prod(shape),
-                 f"cannot reshape to {op['shape']!r}")
-            return tuple(op["shape"])
-        if name == "linear":
-            layer = self.layers[op["layer"]]
-            need(shape[-1] == layer.shape[1], f"layer {layer.name} takes {layer.shape[1]} inputs")
-            return shape[:-1] + (layer.shape[0],)
-        if name == "flatten":
-            return (math.prod(shape),)
-        if name == "relu":
-            return shape
-        if name == "quantize":
-            bits = op["bits"]
-            need(_is_int(bits) and bits in ACTIVATION_BITS, f"bits must be an integer in 1..8, "
-                 f"not {bits!r}")
-            tensor = self.tensors.get(f"{op['name']}.scale")
-            need(tensor is not None, f"tensor {op['name']}.scale is missing")
-            need(tensor.dtype == np.float32 and tensor.shape == (1,) and
-                 bool(np.isfinite(tensor).all()) and float(tensor[0]) > 0,
-                 f"tensor {op['name']}.scale must be one positive finite float32")
-            return shape
-        if name == "push":
-            stack.append(shape)
-            return shape
-        if name == "batchnorm":
-            channels = self._check_batchnorm(position, op["name"])
-            eps = op["eps"]
-            need(isinstance(eps, (int, float)) and not isinstance(eps, bool) and
-                 math.isfinite(eps) and eps >= 0, f"eps must be a number >= 0, not {eps!r}")
-            need(bool((self.tensors[f"{op['name']}.var"] + eps > 0).all()),
-                 f"var + eps must be > 0 (inference divides by its square root)")
-            need(shape[0] == channels, f"{channels} channels")
-            return shape
-        # The rest work on (channels, height, width) images.
-        need(len(shape) == 3, "needs a (channels, height, width) input")
-        channels, height, width = shape
-        if name == "global_avgpool":
-            return (channels,)
-        if name == "maxpool2d":
-            kernel = parameter("kernel", 1)
-            need(kernel <= min(height, width), f"kernel {kernel} is larger than the image")
-            return (channels, height // kernel, width // kernel)
-        if name == "conv2d":
-            layer = self.layers[op["layer"]]
-            out, inputs, kh, kw = layer.shape
-            padded = (height + 2 * layer.padding, width + 2 * layer.padding)
-            need(channels == inputs, f"layer {layer.name} takes {inputs} channels")
-            _check_activation(f"{where} padded input", (channels,) + padded)
-            need(padded[0] >= kh and padded[1] >= kw,
-                 f"kernel {kh}x{kw} is larger than the padded image")
-            return (out, (padded[0] - kh) // layer.stride + 1, (padded[1] - kw) // layer.stride + 1)
-        # add_shortcut
-        stride, pad = parameter("stride", 1), parameter("pad_channels", 0)
-        need(stack, "no saved activation (push) to add")
-        saved = stack.pop()
-        need(len(saved) == 3 and (saved[0] + 2 * pad, -(-saved[1] // stride),
-                                  -(-saved[2] // stride)) == shape,
-             f"the saved activation of shape {saved}, subsampled by {stride} and padded by "
-             f"{pad} channels, does not match")
-        return shape
 
     def _check_batchnorm(self, position, name):
         """Check the four tensors of a batchnorm op; return their length (the channels)."""
@@ -622,7 +465,7 @@ class Container:
         integer program, else 1."""
         needs_v2 = (self.integer is not None or
                     any(layer.flatten != FLATTEN for layer in self.layers) or
-                    any(op["op"] in V2_OPS for op in self.topology["ops"]))
+                    any(OPS[op["op"]].since > 1 for op in self.topology["ops"]))
         return 2 if needs_v2 else 1
 
     def header(self):
@@ -664,7 +507,7 @@ class Container:
     @property
     def sha256(self):
         """The checksum stored in the file's trailer."""
-        return self.to_bytes()[-_DIGEST_CHARS:].decode("ascii")
+        return digest(self.to_bytes())
 
     @classmethod
     def load(cls, path):
@@ -691,8 +534,7 @@ class Container:
         implies (checked before it is inflated).
         """
         try:
-            _check_trailer(data)
-            with _Archive(data) as archive:
+            with Archive(data) as archive:
                 return cls._from_archive(archive)
         except ContainerError as error:
             raise ContainerError(f"{origin}: {error}") from None
@@ -705,13 +547,13 @@ class Container:
         if header.get("format") != FORMAT:
             raise ContainerError(f"not a FleXOR container (format {header.get('format')!r})")
         version = header.get("version")
-        if not _is_int(version) or version not in VERSIONS:
+        if not is_int(version) or version not in VERSIONS:
             raise ContainerError(f"unsupported container version {version!r} (this code reads "
                                  f"versions {', '.join(map(str, VERSIONS))})")
-        _check_record("header", header, SCHEMA["header"], version)
-        configs = [_config_from_record(i, record, version)
+        check_record("header", header, SCHEMA["header"], version)
+        configs = [config_from_record(i, record, version)
                    for i, record in enumerate(header["configs"])]
-        records = [_check_layer_record(i, record, configs, version)
+        records = [check_layer_record(i, record, configs, version)
                    for i, record in enumerate(header["layers"])]
         names = header["tensors"]
         for name in names:
@@ -719,9 +561,9 @@ class Container:
                 raise ContainerError(f"tensors must be a list of non-empty names, not {name!r}")
         if len(set(names)) != len(names):
             raise ContainerError(f"tensors names a tensor twice: {names!r}")
-        steps = _check_integer_record(header.get("integer"), records, version)
+        steps = check_integer_record(header.get("integer"), records, version)
         archive.check_members([member for i, record in enumerate(records)
-                               for member in _layer_members(i, record)] +
+                               for member in layer_members(i, record)] +
                               [f"tensor.{name}" for name in names] +
                               [f"integer{s}.{part}" for s in range(len(steps or ()))
                                for part in ("mult", "offset")])
@@ -730,7 +572,7 @@ class Container:
         tensors = {name: archive.array(f"tensor.{name}", np.float32, (None,)) for name in names}
         integer = None if steps is None else [_step_from_record(s, step, layers, archive)
                                               for s, step in enumerate(steps)]
-        metadata = _check_record("metadata", header["metadata"], SCHEMA["metadata"], version)
+        metadata = check_record("metadata", header["metadata"], SCHEMA["metadata"], version)
         correct, samples = metadata.get("correct"), metadata.get("test_samples")
         if correct is not None and samples is not None and not 0 <= correct <= samples:
             raise ContainerError(f"metadata: correct {correct} is not within 0..test_samples "
@@ -743,12 +585,29 @@ class Container:
         return container
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+class _OpCheck:
+    """What a shape rule of :data:`flexor.topology.OPS` reports with: ``ContainerError`` lines
+    that name the operation and its input shape."""
 
+    def __init__(self, container, position, op, shape):
+        self.container, self.position, self.op, self.shape = container, position, op, shape
+        self.where = f"topology op {position} ({op['op']})"
 
-def _is_shape(shape):
-    return isinstance(shape, list) and bool(shape) and all(_is_int(s) and s > 0 for s in shape)
+    def need(self, condition, what):
+        if not condition:
+            raise ContainerError(f"{self.where}: {what} (input shape {self.shape})")
+
+    def parameter(self, key, minimum):
+        value = self.op[key]
+        self.need(is_int(value) and value >= minimum, f"{key} must be an integer >= {minimum}, "
+                  f"not {value!r}")
+        return value
+
+    def activation(self, label, shape):
+        _check_activation(f"{self.where} {label}", shape)
+
+    def batchnorm(self, name):
+        return self.container._check_batchnorm(self.position, name)
 
 
 def _check_activation(where, shape):
@@ -758,26 +617,9 @@ def _check_activation(where, shape):
 
 
 def _check_bits(name, value):
-    if not _is_int(value) or value not in ACTIVATION_BITS:
+    if not is_int(value) or value not in ACTIVATION_BITS:
         raise ContainerError(f"{name} must be an integer in 1..8, not {value!r}")
     return value
-
-
-def _check_integer_record(section, records, version):
-    """The checked step records of a header's ``integer`` section (``None`` when it is null or,
-    in version 1, absent); each names an encrypted layer, whose shape sizes its arrays."""
-    if section is None:
-        return None
-    _check_record("integer", section, SCHEMA["integer"], version)
-    steps = section["steps"]
-    for s, step in enumerate(steps):
-        where = f"integer step {s}"
-        _check_record(where, step, SCHEMA["integer step"], version)
-        if not 0 <= step["layer"] < len(records) or \
-                records[step["layer"]]["precision"] != "xor":
-            raise ContainerError(f"{where}: layer {step['layer']} is not an encrypted layer of "
-                                 f"the container")
-    return steps
 
 
 def _step_from_record(index, step, layers, archive):
@@ -790,9 +632,11 @@ def _step_from_record(index, step, layers, archive):
 
 
 def _check_int(name, value, *, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ContainerError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
+    # A bad field of a container is a ContainerError whatever its kind.
+    try:
+        return check_int(name, value, minimum=minimum)
+    except (TypeError, ValueError) as error:
+        raise ContainerError(str(error)) from None
 
 
 def _check_float_array(layer, part, array, shape, optional=False):
@@ -805,116 +649,6 @@ def _check_float_array(layer, part, array, shape, optional=False):
                              f"{tuple(shape)}, not {array.dtype} {array.shape}")
     if not np.isfinite(array).all():
         raise ContainerError(f"layer {layer.name}: {part} holds NaN or infinity")
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "an object", None: "null"}
-
-
-def _has_type(value, kind):
-    if kind is None:
-        return value is None
-    if kind is float:
-        return type(value) in (int, float) and math.isfinite(value)
-    return type(value) is kind
-
-
-def _check_record(where, record, schema, version=VERSION):
-    """Check one JSON record against its ``schema`` (a :data:`SCHEMA` entry); return it."""
-    if not isinstance(record, dict):
-        raise ContainerError(f"{where} must be a JSON object, not {reprlib.repr(record)}")
-    for key, value in record.items():
-        spec = schema.get(key)
-        if spec is None or spec.since > version:
-            if OTHER_KEYS in schema:
-                continue
-            raise ContainerError(f"{where}: unknown key {key!r}")
-        if not any(_has_type(value, kind) for kind in spec.types):
-            kinds = " or ".join(_TYPE_NAMES[kind] for kind in spec.types)
-            raise ContainerError(f"{where}: {key} must be {kinds}, not {reprlib.repr(value)}")
-    missing = [key for key, spec in schema.items() if key != OTHER_KEYS and not spec.optional
-               and spec.since <= version and key not in record]
-    if missing:
-        raise ContainerError(f"{where} is missing {', '.join(map(repr, missing))}")
-    return record
-
-
-def _config_from_record(index, record, version):
-    """A configuration record as an :class:`XorConfig`: its matrix, and the rank and (when it
-    names a seed) the generator's matrix agree with it."""
-    where = f"configuration {index}"
-    _check_record(where, record, SCHEMA["config"], version)
-    ntap, seed = record["ntap"], record["seed"]
-    if isinstance(ntap, str) and ntap != DENSE:
-        raise ContainerError(f"{where}: ntap must be an integer, {DENSE!r} or null, not {ntap!r}")
-    try:
-        config = XorConfig.from_dict(record)
-    except (TypeError, ValueError) as error:
-        raise ContainerError(f"{where}: {error}") from None
-    if config.nin > MAX_NIN:
-        raise ContainerError(f"{where}: nin {config.nin} > {MAX_NIN}, the decryptor's limit")
-    if record["rank"] != config.rank:
-        raise ContainerError(f"{where}: rank is {record['rank']} but the matrix has GF(2) rank "
-                             f"{config.rank}")
-    if seed is not None:
-        if ntap is None:
-            raise ContainerError(f"{where}: a seed ({seed}) needs the ntap it was drawn with")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RankWarning)
-                drawn = XorConfig.random(config.nin, config.nout, ntap, seed)
-        except (TypeError, ValueError) as error:
-            raise ContainerError(f"{where}: {error}") from None
-        if not np.array_equal(drawn.matrix, config.matrix):
-            raise ContainerError(f"{where}: the matrix is not the one XorConfig.random("
-                                 f"{config.nin}, {config.nout}, {ntap!r}, seed={seed}) gives")
-    return config
-
-
-def _check_layer_record(index, record, configs, version):
-    """Check a layer record and its plane records before any of its arrays is read."""
-    where = f"layer {index}"
-    kind = record.get("kind") if isinstance(record, dict) else None
-    if kind not in LAYER_KINDS:
-        raise ContainerError(f"{where}: kind must be {' or '.join(map(repr, LAYER_KINDS))}, "
-                             f"not {reprlib.repr(kind)}")
-    _check_record(where, record, {**SCHEMA["layer"], **SCHEMA[f"layer {kind}"]}, version)
-    if version == 1 and record["flatten"] != FLATTEN:
-        raise ContainerError(f"{where}: flatten order {record['flatten']!r} is not {FLATTEN!r} "
-                             f"(the only one of version 1)")
-    rank = 2 if kind == "linear" else 4
-    if not _is_shape(record["shape"]) or len(record["shape"]) != rank:
-        raise ContainerError(f"{where}: a {kind} shape is {rank} positive integers, not "
-                             f"{reprlib.repr(record['shape'])}")
-    if record["precision"] not in ("xor", "full"):
-        raise ContainerError(f"{where}: precision must be 'xor' or 'full', not "
-                             f"{record['precision']!r}")
-    for p, plane in enumerate(record["planes"]):
-        _check_record(f"{where} plane {p}", plane, SCHEMA["plane"], version)
-        config = plane["config"]
-        if not 0 <= config < len(configs):
-            raise ContainerError(f"{where} plane {p}: configuration index {config!r} out "
-                                 f"of range (the container has {len(configs)})")
-        if plane["chunks"] < 1:
-            raise ContainerError(f"{where} plane {p}: chunks must be >= 1, not "
-                                 f"{plane['chunks']}")
-        nin = configs[config].nin
-        if plane["bits"] != plane["chunks"] * nin:
-            raise ContainerError(f"{where} plane {p}: header says {plane['bits']} bits, but "
-                                 f"{plane['chunks']} chunks of nin {nin} are "
-                                 f"{plane['chunks'] * nin}")
-    if len(record["planes"]) != record["q"]:
-        raise ContainerError(f"{where}: q is {record['q']} but {len(record['planes'])} planes")
-    return record
-
-
-def _layer_members(index, record):
-    """Names of the array members a (checked) layer record says the archive holds."""
-    names = [f"layer{index}.plane{p}" for p in range(len(record["planes"]))]
-    names.append(f"layer{index}.{'alpha' if record['precision'] == 'xor' else 'weight'}")
-    if record["bias"]:
-        names.append(f"layer{index}.bias")
-    return names
 
 
 def _layer_from_record(index, record, configs, archive):
@@ -936,182 +670,3 @@ def _layer_from_record(index, record, configs, archive):
     return Layer(name=record["name"], kind=record["kind"], shape=shape,
                  precision=record["precision"], planes=planes, **arrays, **geometry,
                  flatten=record["flatten"], tile=record.get("tile"))
-
-
-def encode_container(header, arrays):
-    """Low-level writer: a ZIP of ``header.json`` and ``.npy`` members plus the checksum trailer.
-
-    No consistency checks (use :meth:`Container.to_bytes`); tests use it to build broken files.
-    """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        members = {_HEADER: (json.dumps(header, indent=1, sort_keys=True) + "\n").encode()}
-        for name, array in arrays.items():
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
-            members[f"{name}.npy"] = npy.getvalue()
-        for name, payload in members.items():
-            info = zipfile.ZipInfo(name, date_time=_MEMBER_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, payload, compresslevel=9)
-        # The digest covers everything up to itself, including the comment length field.
-        zf.comment = _TRAILER + b"0" * _DIGEST_CHARS
-    body = buffer.getvalue()[:-_DIGEST_CHARS]
-    return body + hashlib.sha256(body).hexdigest().encode("ascii")
-
-
-#: What NumPy's ``.npy`` header parser raises on hostile text besides ``ValueError``.
-_NPY_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, OverflowError, tokenize.TokenError)
-_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}
-#: Longest ``.npy`` header the loader reads (NumPy writes 128 bytes for the container's arrays).
-_MAX_NPY_HEADER = 4096
-
-
-def _check_trailer(data):
-    if len(data) < len(_TRAILER) + _DIGEST_CHARS or \
-            data[-_DIGEST_CHARS - len(_TRAILER):-_DIGEST_CHARS] != _TRAILER:
-        raise ContainerError("truncated or not a FleXOR container (no checksum trailer at the "
-                             "end of the file)")
-    body, stored = data[:-_DIGEST_CHARS], data[-_DIGEST_CHARS:]
-    if hashlib.sha256(body).hexdigest().encode("ascii") != stored:
-        raise ContainerError("checksum mismatch: the file is corrupted (SHA-256 of its content "
-                             "differs from the one stored in it)")
-
-
-@contextlib.contextmanager
-def _archive_errors():
-    """Turn what ``zipfile``, ``zlib`` and ``json`` raise on a damaged archive into one line."""
-    try:
-        yield
-    except ContainerError:
-        raise
-    # zlib.error: a damaged deflate stream; NotImplementedError and RuntimeError: members
-    # flagged encrypted or patched; RecursionError (a RuntimeError): JSON nested too deeply.
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError,
-            RuntimeError) as error:
-        raise ContainerError(f"unreadable archive ({error})") from None
-
-
-def _unique_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        twice = sorted({key for key in keys if keys.count(key) > 1})
-        raise ContainerError(f"{_HEADER} has a duplicate key {twice[0]!r}")
-    return dict(pairs)
-
-
-def _no_constant(name):
-    raise ContainerError(f"{_HEADER} holds {name}, which is not JSON")
-
-
-class _Archive:
-    """The members of a container's ZIP, each read at most once and only within the size its
-    expected dtype and shape give (so nothing is inflated past what the header allows)."""
-
-    def __init__(self, data):
-        with _archive_errors():
-            self._zip = zipfile.ZipFile(io.BytesIO(data))
-        infos = self._zip.infolist()
-        self._infos = {info.filename: info for info in infos}
-        if len(self._infos) != len(infos):
-            names = [info.filename for info in infos]
-            twice = sorted({name for name in names if names.count(name) > 1})
-            raise ContainerError(f"member {twice[0]!r} appears more than once")
-        for info in infos:
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise ContainerError(f"member {info.filename!r} uses compression method "
-                                     f"{info.compress_type}, not stored or deflated")
-        self._budget = MAX_ARRAY_BYTES
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self._zip.close()
-
-    def header(self):
-        info = self._infos.get(_HEADER)
-        if info is None:
-            raise ContainerError(f"no {_HEADER} member")
-        if info.file_size > MAX_HEADER_BYTES:
-            raise ContainerError(f"{_HEADER} is {info.file_size} bytes, more than "
-                                 f"{MAX_HEADER_BYTES}")
-        with _archive_errors():
-            with self._zip.open(info) as file:
-                text = file.read(MAX_HEADER_BYTES + 1)
-            if len(text) > MAX_HEADER_BYTES:
-                raise ContainerError(f"{_HEADER} inflates past {MAX_HEADER_BYTES} bytes")
-            header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys,
-                                parse_constant=_no_constant)
-        if not isinstance(header, dict):
-            raise ContainerError(f"{_HEADER} is not a JSON object")
-        return header
-
-    def check_members(self, arrays):
-        """The archive must hold ``header.json`` and exactly the ``.npy`` of each of ``arrays``."""
-        expected = {f"{name}.npy" for name in arrays} | {_HEADER}
-        for name in sorted(expected - set(self._infos)):
-            raise ContainerError(f"array {name[:-4]} is missing")
-        for name in sorted(set(self._infos) - expected):
-            raise ContainerError(f"member {name!r} is not named by the header")
-
-    def array(self, name, dtype, shape, why=""):
-        """Member ``name`` as an array of ``dtype`` and ``shape`` (``None``: any length up to
-        :data:`MAX_ACTIVATION`); its ``.npy`` header is checked before its data is inflated."""
-        info, dtype = self._infos[f"{name}.npy"], np.dtype(dtype)
-        with _archive_errors():
-            with self._zip.open(info) as file:
-                head = file.read(_MAX_NPY_HEADER)
-                found_shape, fortran, found_dtype = _npy_header(name, head)
-                offset = _npy_header_size(head)
-                expected = tuple(
-                    found if size is None and 0 <= found <= MAX_ACTIVATION else size
-                    for found, size in zip(found_shape, shape)) \
-                    if len(found_shape) == len(shape) else shape
-                if found_dtype != dtype or found_shape != expected:
-                    wanted = "x".join("N" if size is None else str(size) for size in shape)
-                    raise ContainerError(
-                        f"array {name} must be {dtype} of shape ({wanted})"
-                        f"{f' ({why})' if why else ''}, not {found_dtype} of shape "
-                        f"{found_shape}")
-                size = math.prod(found_shape) * dtype.itemsize
-                self._budget -= size
-                if self._budget < 0:
-                    raise ContainerError(f"array {name}: the arrays hold more than "
-                                         f"{MAX_ARRAY_BYTES} bytes")
-                if info.file_size != offset + size:
-                    raise ContainerError(f"member {name}: its header declares {size} bytes of "
-                                         f"data (shape {found_shape}, {dtype}), "
-                                         f"{info.file_size - offset} follow")
-                rest = size - (len(head) - offset)
-                data = head[offset:] + (file.read(rest + 1) if rest >= 0 else b"")
-            if len(data) != size:
-                raise ContainerError(f"member {name}: {len(data)} bytes of data, not {size}")
-        order = "F" if fortran else "C"
-        return np.frombuffer(data, dtype=dtype).reshape(found_shape, order=order).copy()
-
-
-def _npy_header(name, head):
-    """``(shape, fortran_order, dtype)`` of the ``.npy`` bytes ``head`` starts with."""
-    stream = io.BytesIO(head)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version not in _NPY_HEADER_READERS:
-            raise ValueError(f"version {version[0]}.{version[1]} is not 1.0 or 2.0")
-        with warnings.catch_warnings():  # headers that need Python 2 fix-ups warn first
-            warnings.simplefilter("ignore", UserWarning)
-            shape, fortran, dtype = _NPY_HEADER_READERS[version](stream)
-    except _NPY_HEADER_ERRORS as error:
-        raise ContainerError(f"member {name} is not a .npy array ({error})") from None
-    if dtype.hasobject:
-        raise ContainerError(f"member {name} holds Python objects, not numbers")
-    return shape, fortran, dtype
-
-
-def _npy_header_size(head):
-    """Bytes of magic, length field and header text at the start of a checked ``.npy``."""
-    if head[6] == 1:
-        return 10 + int.from_bytes(head[8:10], "little")
-    return 12 + int.from_bytes(head[8:12], "little")

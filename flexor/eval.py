@@ -13,21 +13,24 @@ differs from the recorded one. No torch.
 import sys
 
 from .cli import CliParser, run_cli
-from .container import Container
+from .container import DIGITS_WEIGHTS, SHIPPED_WEIGHTS, Container
 from .datasets import FASHION_MNIST_ROOT
 from .inference import evaluate, layer_macs
 from .integer import IntegerProgram, evaluate_integer
 
 PROG = "python -m flexor.eval"
-#: The shipped container, the default input of the flow.
-DEFAULT_WEIGHTS = "weights/digits_mlp_0p8.npz"
+
+
+def _shown(path):
+    """How the output names a shipped container (the path from the source tree's root)."""
+    return f"{SHIPPED_WEIGHTS.name}/{path.name}"
 
 
 def _parser():
     parser = CliParser(prog=PROG, description="Evaluate an encrypted-weight container with the "
                        "NumPy golden model.")
-    parser.add_argument("container", nargs="?", default=DEFAULT_WEIGHTS,
-                        help=f"container file (default: {DEFAULT_WEIGHTS})")
+    parser.add_argument("container", nargs="?",
+                        help=f"container file (default: {_shown(DIGITS_WEIGHTS)})")
     parser.add_argument("--data-root", help="data folder: the Fashion-MNIST IDX files (default "
                         f"{FASHION_MNIST_ROOT}) or cifar-10-batches-py")
     return parser
@@ -49,7 +52,7 @@ def cost_table(container):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    container = Container.load(args.container)
+    container = Container.load(args.container or DIGITS_WEIGHTS)
     result = evaluate(container, data_root=args.data_root)
     meta = container.metadata
     recorded = meta.get("correct")
@@ -58,8 +61,8 @@ def main(argv=None):
                f"DIFFERS from the recorded {recorded}/{meta.get('test_samples')}")
     dataset = meta.get("dataset")  # free JSON: a spec object, a bare name, or anything
     dataset = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
-    print(f"{args.container} (sha256 {container.sha256[:16]}): {meta.get('model', '?')} on "
-          f"{dataset}, scheme {meta.get('scheme', '?')}")
+    print(f"{args.container or _shown(DIGITS_WEIGHTS)} (sha256 {container.sha256[:16]}): "
+          f"{meta.get('model', '?')} on {dataset}, scheme {meta.get('scheme', '?')}")
     print(f"accuracy {100 * result.accuracy:.2f}% ({result.correct}/{len(result.labels)} test "
           f"samples, NumPy golden model): {verdict}")
     if container.integer is not None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .datasets import load_dataset
 from .golden import decrypt
+from .topology import OPS
 from .weight_order import weights_from_chunks
 
 __all__ = ["decrypt_layer", "layer_weights", "rebuild_weights", "forward", "layer_macs",
@@ -91,59 +92,6 @@ def rebuild_weights(container, decrypted=None):
     return weights
 
 
-def _conv2d(x, weight, bias, stride, padding):
-    """Cross-correlation like ``torch.nn.functional.conv2d`` (no groups or dilation)."""
-    out, _, kh, kw = weight.shape
-    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::stride, ::stride]                  # (N, C, H', W', kh, kw)
-    y = np.einsum("nchwij,ocij->nohw", windows, weight, optimize=True)
-    return y if bias is None else y + bias[None, :, None, None]
-
-
-def _apply(op, h, stack, container, weights):
-    """One topology operation on the activations ``h`` (batch first)."""
-    name = op["op"]
-    if name == "reshape":
-        return h.reshape((h.shape[0],) + tuple(op["shape"]))
-    if name in ("linear", "conv2d"):
-        layer = container.layers[op["layer"]]
-        bias = None if layer.bias is None else layer.bias.astype(np.float64)
-        if name == "linear":
-            y = h @ weights[op["layer"]].T
-            return y if bias is None else y + bias
-        return _conv2d(h, weights[op["layer"]], bias, layer.stride, layer.padding)
-    if name == "batchnorm":
-        mean, var, scale, shift = (container.tensors[f"{op['name']}.{part}"].astype(np.float64)
-                                   for part in ("mean", "var", "weight", "bias"))
-        axes = (1, -1) + (1,) * (h.ndim - 2)  # channel axis is 1, as in torch
-        return ((h - mean.reshape(axes)) / np.sqrt(var.reshape(axes) + op["eps"])
-                * scale.reshape(axes) + shift.reshape(axes))
-    if name == "relu":
-        return np.maximum(h, 0.0)
-    if name == "quantize":
-        # Round half up, as the integer program does: floor(x / s + 1/2), clamped to k bits.
-        scale = float(container.tensors[f"{op['name']}.scale"][0])
-        levels = np.clip(np.floor(h / scale + 0.5), 0, 2 ** op["bits"] - 1)
-        return levels * scale
-    if name == "maxpool2d":
-        k = op["kernel"]
-        n, c, height, width = h.shape
-        h = h[:, :, :height - height % k, :width - width % k]
-        return h.reshape(n, c, height // k, k, width // k, k).max(axis=(3, 5))
-    if name == "flatten":
-        return h.reshape(h.shape[0], -1)
-    if name == "global_avgpool":
-        return h.mean(axis=(2, 3))
-    if name == "push":
-        stack.append(h)
-        return h
-    # add_shortcut: ResNet option A, the saved input subsampled and zero-padded in channels.
-    shortcut = stack.pop()[:, :, ::op["stride"], ::op["stride"]]
-    pad = op["pad_channels"]
-    return h + np.pad(shortcut, ((0, 0), (pad, pad), (0, 0), (0, 0)))
-
-
 def forward(container, inputs, weights=None):
     """Logits for a batch of ``inputs`` (float, batch first), with ``weights`` from
     :func:`rebuild_weights` (default: golden decryption)."""
@@ -156,7 +104,7 @@ def forward(container, inputs, weights=None):
                          f"not {h.shape}")
     stack = []
     for op in container.topology["ops"]:
-        h = _apply(op, h, stack, container, weights)
+        h = OPS[op["op"]].numpy(container, weights, op, h, stack)
     return h
 
 
@@ -167,8 +115,8 @@ def layer_macs(container):
     h = np.zeros((1,) + tuple(container.topology["input_shape"]))
     stack = []
     for op in container.topology["ops"]:
-        h = _apply(op, h, stack, container, weights)
-        if op["op"] in ("linear", "conv2d"):
+        h = OPS[op["op"]].numpy(container, weights, op, h, stack)
+        if OPS[op["op"]].layer:
             # Each output value costs one MAC per weight of its output channel.
             layer = container.layers[op["layer"]]
             macs[op["layer"]] = h[0].size * (layer.n_weights // layer.shape[0])

@@ -26,6 +26,8 @@ from .container import ContainerError, IntegerStep
 from .datasets import load_dataset, pixels
 from .golden import decrypt
 from .inference import Evaluation
+from .parameters import check_int
+from .topology import BATCHNORM_TENSORS
 from .weight_order import weights_from_chunks
 
 __all__ = ["MULT_BITS", "MAX_SHIFT", "INPUT_BITS", "INPUT_SCALE", "IntegerLayer",
@@ -61,11 +63,7 @@ def _int_array(name, value, shape):
 def _bits_parameter(name, value, allow_none=False):
     if value is None and allow_none:
         return None
-    if type(value) is not int:
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not 1 <= value <= _MAX_ACTIVATION_BITS:
-        raise ValueError(f"{name} must be in 1..{_MAX_ACTIVATION_BITS}, not {value!r}")
-    return value
+    return check_int(name, value, maximum=_MAX_ACTIVATION_BITS)
 
 
 class IntegerLayer:
@@ -107,9 +105,7 @@ class IntegerLayer:
             raise ValueError(f"mult must be within +-{limit} ({MULT_BITS}-bit signed), not "
                              f"{int(np.abs(self.mult).max())}")
         self.offset = _int_array("offset", offset, (out,))
-        if type(shift) is not int or not 0 <= shift <= MAX_SHIFT:
-            raise ValueError(f"shift must be an integer in 0..{MAX_SHIFT}, not {shift!r}")
-        self.shift = shift
+        self.shift = check_int("shift", shift, minimum=0, maximum=MAX_SHIFT)
         self.in_bits = _bits_parameter("in_bits", in_bits)
         self.out_bits = _bits_parameter("out_bits", out_bits, allow_none=True)
         if np.abs(self.offset).max() >= _SUM_LIMIT or self.sum_bound >= _SUM_LIMIT:
@@ -313,7 +309,7 @@ def derive_program(container, *, input_bits=INPUT_BITS, input_scale=INPUT_SCALE)
             gain, mean, beta = np.ones(out), np.zeros(out), np.zeros(out)
         else:
             parts = {part: container.tensors[f"{norm['name']}.{part}"].astype(np.float64)
-                     for part in ("mean", "var", "weight", "bias")}
+                     for part in BATCHNORM_TENSORS}
             gain = parts["weight"] / np.sqrt(parts["var"] + norm["eps"])
             mean, beta = parts["mean"], parts["bias"]
         m = gain[None, :] * alpha * s_in                   # per unit of the output step

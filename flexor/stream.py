@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .golden import decrypt, pack_bits, unpack_bits
+from .parameters import check_int
 from .xor_config import XorConfig
 
 __all__ = [
@@ -50,14 +51,6 @@ MAX_CONFIGS = 2 ** CONFIG_BITS
 MAX_CHUNKS = 2 ** CHUNKS_BITS - 1
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
-
-
 def check_stream_parameters(configs, width, lanes):
     """Validate decryptor parameters; return ``(configs as a tuple, width, lanes)``.
 
@@ -69,7 +62,7 @@ def check_stream_parameters(configs, width, lanes):
     if isinstance(width, bool) or width not in WORD_WIDTHS:
         raise ValueError(f"width must be one of {', '.join(map(str, WORD_WIDTHS))}, "
                          f"not {width!r}")
-    lanes = _check_int("lanes", lanes, 1)
+    lanes = check_int("lanes", lanes)
     if lanes > MAX_LANES:
         raise ValueError(f"lanes must be at most {MAX_LANES}, not {lanes}")
     if isinstance(configs, XorConfig) or not hasattr(configs, "__iter__"):
@@ -103,8 +96,8 @@ def descriptor_word(config, chunks):
     Only the field widths are checked, so tests can build malformed descriptors (index out of
     range, zero chunks) on purpose.
     """
-    config = _check_int("config", config, 0)
-    chunks = _check_int("chunks", chunks, 0)
+    config = check_int("config", config, minimum=0)
+    chunks = check_int("chunks", chunks, minimum=0)
     if config >= MAX_CONFIGS:
         raise ValueError(f"config must fit in {CONFIG_BITS} bits, not {config}")
     if chunks > MAX_CHUNKS:
@@ -144,11 +137,11 @@ def as_layer(configs, layer):
         index, chunks, bits = layer
     except (TypeError, ValueError):
         raise TypeError(f"a layer must be (config index, chunks, bits), not {layer!r}") from None
-    index = _check_int("layer config index", index, 0)
+    index = check_int("layer config index", index, minimum=0)
     if index >= len(configs):
         raise ValueError(f"layer config index {index} is out of range for {len(configs)} "
                          f"configurations")
-    chunks = _check_int("layer chunks", chunks, 1)
+    chunks = check_int("layer chunks", chunks)
     if chunks > MAX_CHUNKS:
         raise ValueError(f"layer chunks must be <= {MAX_CHUNKS}, not {chunks}")
     nin = configs[index].nin

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .input_files import read_input_file
+from .parameters import check_int
 
 __all__ = ["XorConfig", "RankWarning", "gf2_rank", "load_matrix_file"]
 
@@ -40,14 +41,6 @@ def gf2_rank(matrix):
                 break
             value ^= pivots[lead]
     return len(pivots)
-
-
-def _check_count(name, value, *, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
 
 
 def _check_matrix(matrix):
@@ -105,9 +98,9 @@ class XorConfig:
     def __init__(self, matrix, *, ntap=None, seed=None):
         self._matrix = _check_matrix(matrix)
         if ntap is not None and ntap != DENSE:
-            _check_count("ntap", ntap)
+            check_int("ntap", ntap)
         if seed is not None:
-            _check_count("seed", seed, minimum=0)
+            check_int("seed", seed, minimum=0)
         self._ntap = ntap if ntap in (None, DENSE) else int(ntap)
         self._seed = None if seed is None else int(seed)
         self._rank = gf2_rank(self._matrix)
@@ -119,9 +112,9 @@ class XorConfig:
         ``ntap=None`` or ``"dense"`` selects dense rows. Warns with :class:`RankWarning` when the
         rank is below ``nin``.
         """
-        nin = _check_count("nin", nin)
-        nout = _check_count("nout", nout)
-        seed = _check_count("seed", seed, minimum=0)
+        nin = check_int("nin", nin)
+        nout = check_int("nout", nout)
+        seed = check_int("seed", seed, minimum=0)
         rng = np.random.default_rng(seed)
         matrix = np.zeros((nout, nin), dtype=np.uint8)
         if ntap is None or ntap == DENSE:
@@ -132,7 +125,7 @@ class XorConfig:
                     row = rng.integers(0, 2, size=nin)
                 matrix[r] = row
         else:
-            ntap = _check_count("ntap", ntap)
+            ntap = check_int("ntap", ntap)
             if ntap > nin:
                 raise ValueError(f"ntap must be <= nin ({nin}), not {ntap}")
             for r in range(nout):
@@ -284,11 +277,25 @@ def _unique_keys(pairs):
 
 
 def dumps_config_json(data):
-    """JSON text with one matrix row per line: readable, diffable and byte-stable."""
-    matrix = data.get("matrix")
+    """Two-space JSON text with a top-level ``matrix`` last and every row of every matrix (any
+    list of lists) on one line: readable, diffable and byte-stable. The one writer of
+    configuration files and sidecars."""
     body = {key: value for key, value in data.items() if key != "matrix"}
-    if matrix is None:
-        return json.dumps(body, indent=2) + "\n"
-    head = json.dumps(body, indent=2)[:-1].rstrip() + ("," if body else "")
-    rows = ",\n".join("    " + json.dumps(row) for row in matrix)
-    return f'{head}\n  "matrix": [\n{rows}\n  ]\n}}\n'
+    if data.get("matrix") is not None:
+        body["matrix"] = data["matrix"]
+    rows = []
+
+    def compact(value):
+        if isinstance(value, dict):
+            return {key: compact(item) for key, item in value.items()}
+        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+            rows.extend(json.dumps(row) for row in value)
+            return [f"\0{len(rows) - len(value) + i}\0" for i in range(len(value))]
+        if isinstance(value, list):
+            return [compact(item) for item in value]
+        return value
+
+    text = json.dumps(compact(body), indent=2)
+    for index, row in enumerate(rows):
+        text = text.replace(f'"\\u0000{index}\\u0000"', row, 1)
+    return text + "\n"

@@ -53,6 +53,17 @@ class XorProgram:
         """Two-input XORs: the gates plus each row's fold."""
         return len(self.gates) + sum(max(len(row) - 1, 0) for row in self.rows)
 
+    def uses(self):
+        """How many gates and rows read each signal (a list indexed by signal)."""
+        uses = [0] * (self.nin + len(self.gates))
+        for a, b in self.gates:
+            uses[a] += 1
+            uses[b] += 1
+        for row in self.rows:
+            for k in row:
+                uses[k] += 1
+        return uses
+
     def evaluate(self, x):
         """``M x mod 2`` by running the program: ``x`` a 0/1 array ``(..., nin)``."""
         x = np.asarray(x, dtype=np.uint8)
@@ -186,13 +197,7 @@ def lut4_estimate(program):
 
     A model, not a synthesis result: ``benchmarks/xor_area.py`` measures the real counts.
     """
-    uses = [0] * (program.nin + len(program.gates))
-    for a, b in program.gates:
-        uses[a] += 1
-        uses[b] += 1
-    for row in program.rows:
-        for k in row:
-            uses[k] += 1
+    uses = program.uses()
     nin = program.nin
     # Leaves of each gate down to inputs and shared gates, in creation order (no recursion).
     leaves = [1] * nin

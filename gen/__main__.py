@@ -1,7 +1,6 @@
 """``python -m gen``: write the Verilog of a FleXOR XOR-gate decoder and its ``.json`` sidecar."""
 
 import argparse
-import json
 import re
 import sys
 
@@ -17,6 +16,7 @@ from flexor.cli import (
 )
 from flexor.container import Container
 from flexor.network import StreamedNetwork
+from flexor.sidecar import Sidecar
 from flexor.xor_config import DENSE
 
 from .decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
@@ -212,16 +212,16 @@ def main(argv=None):
     config = decoder_config(args)
     files = decoder_files(config, args.output, top=args.top, registered=args.registered,
                           minimize=args.minimize)
-    manifest = json.loads(files[sidecar_path(args.output)])
+    sidecar = Sidecar.loads(files[sidecar_path(args.output)])
     if args.prove:
         # Prove before writing, so an unproven decoder never lands on disk.
-        proof = prove_generated(files[args.output], manifest)
+        proof = prove_generated(files[args.output], sidecar)
         if not proof.proven:
             return report_proof(proof)
     write_files_atomically(files, inputs=input_files(args))
     print(f"wrote {' and '.join(files)}: {config.nin} -> {config.nout}, ntap {config.ntap}, "
           f"rank {config.rank}" + (", registered" if args.registered else "")
-          + (f", {xor2_line(manifest['xor2'])}" if args.minimize else ""))
+          + (f", {xor2_line(sidecar['xor2'])}" if args.minimize else ""))
     return report_proof(proof) if args.prove else 0
 
 
@@ -239,7 +239,7 @@ def decryptor_main(args):
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
           + (", pipelined" if args.pipeline else ""))
     if args.minimize:
-        for entry in json.loads(files[sidecar_path(args.output)])["configs"]:
+        for entry in Sidecar.loads(files[sidecar_path(args.output)])["configs"]:
             print(f"config {entry['index']}: {xor2_line(entry['xor2'])} per lane")
     return 0
 

@@ -4,8 +4,6 @@ The sidecar (``X.json`` beside ``X.v``) is enough to drive the module from the p
 (``docs/stream-protocol.md``): every parameter, every matrix, and the bit layout of each stream.
 """
 
-import json
-
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -13,10 +11,9 @@ from amaranth.lib.wiring import In, Out
 from flexor.stream import CHUNKS_BITS, CONFIG_BITS, DESCRIPTOR_WIDTH, count_width
 from hdl import Decryptor
 
-from .verilog import port_list, sidecar_path, to_verilog, tool_versions, xor2_manifest
+from .verilog import top_files, xor2_sidecar
 
-__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "dumps_manifest",
-           "latency_manifest"]
+__all__ = ["DEFAULT_DECRYPTOR_TOP", "DecryptorTop", "decryptor_files", "latency_sidecar"]
 
 DEFAULT_DECRYPTOR_TOP = "flexor_decryptor"
 
@@ -72,27 +69,7 @@ class DecryptorTop(wiring.Component):
         return m
 
 
-def dumps_manifest(manifest):
-    """Sidecar text: two-space JSON with each matrix row on one line (readable, byte-stable)."""
-    rows = []
-
-    def compact(value):
-        if isinstance(value, dict):
-            return {key: compact(item) for key, item in value.items()}
-        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
-            rows.extend(json.dumps(row) for row in value)
-            return [f"\0{len(rows) - len(value) + i}\0" for i in range(len(value))]
-        if isinstance(value, list):
-            return [compact(item) for item in value]
-        return value
-
-    text = json.dumps(compact(manifest), indent=2)
-    for index, row in enumerate(rows):
-        text = text.replace(f'"\\u0000{index}\\u0000"', row, 1)
-    return text + "\n"
-
-
-def latency_manifest(core):
+def latency_sidecar(core):
     """The sidecar's ``latency``: the rule of ``docs/stream-protocol.md`` and its figures."""
     return {
         "descriptor": core.latency,
@@ -118,18 +95,15 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
     component = DecryptorTop(configs=configs, width=width, lanes=lanes, pipeline=pipeline,
                              minimize=minimize)
     core = component.decryptor
-    text = to_verilog(component, top)
     nout = core.nout
-    manifest = {
-        "kind": "decryptor",
-        "top": top,
+    fields = {
         "width": width,
         "lanes": lanes,
         "nout": nout,
         "nin": [config.nin for config in core.configs],
         "pipeline": pipeline,
         "buffer_width": core.buffer_width,
-        "latency": latency_manifest(core),
+        "latency": latency_sidecar(core),
         "layer_gap": core.layer_gap,
         "descriptor": {
             "port": "s_desc_tdata", "width": DESCRIPTOR_WIDTH,
@@ -155,11 +129,9 @@ def decryptor_files(configs, verilog_path, *, width, lanes=1, top=DEFAULT_DECRYP
         },
         "error": {"port": "error", "bits": {"0": "bad_config", "1": "zero_chunks"},
                   "sticky": "until rst"},
-        "ports": port_list(component, clocked=True),
-        "tools": tool_versions(),
-        "configs": [{"index": index,
-                     "xor2": xor2_manifest(core.programs[index], config, minimize),
-                     **config.to_dict()}
-                    for index, config in enumerate(core.configs)],
     }
-    return {verilog_path: text, sidecar_path(verilog_path): dumps_manifest(manifest)}
+    configs = [{"index": index, "xor2": xor2_sidecar(core.programs[index], config, minimize),
+                **config.to_dict()}
+               for index, config in enumerate(core.configs)]
+    return top_files(component, verilog_path, kind="decryptor", top=top, fields=fields,
+                     tables={"configs": configs})

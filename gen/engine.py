@@ -12,10 +12,9 @@ from amaranth.lib.wiring import In, Out
 from flexor.stream import DESCRIPTOR_WIDTH
 from hdl import InferenceEngine
 
-from .decryptor import dumps_manifest
-from .verilog import port_list, sidecar_path, to_verilog, tool_versions
+from .verilog import top_files
 
-__all__ = ["DEFAULT_ENGINE_TOP", "EngineTop", "engine_files", "engine_manifest"]
+__all__ = ["DEFAULT_ENGINE_TOP", "EngineTop", "engine_files", "engine_sidecar"]
 
 DEFAULT_ENGINE_TOP = "flexor_engine"
 
@@ -86,14 +85,13 @@ class EngineTop(wiring.Component):
         return m
 
 
-def engine_manifest(top_component, top):
-    """The sidecar content of an :class:`EngineTop` named ``top``."""
+def engine_sidecar(top_component):
+    """The sidecar fields of an :class:`EngineTop` (after ``kind`` and ``top``) and its
+    configuration table: ``(fields, tables)``."""
     engine = top_component.engine
     network = engine.network
     result = engine.result.payload.shape()
-    return {
-        "kind": "engine",
-        "top": top,
+    fields = {
         "width": engine.width,
         "lanes": engine.lanes,
         "nout": network.nout,
@@ -131,11 +129,9 @@ def engine_manifest(top_component, top):
                     "mult": [int(v) for v in layer.integer.mult[0]],
                     "offset": [int(v) for v in layer.integer.offset]}
                    for layer in network.layers],
-        "ports": port_list(top_component, clocked=True),
-        "tools": tool_versions(),
-        "configs": [{"index": index, **config.to_dict()}
-                    for index, config in enumerate(network.configs)],
     }
+    configs = [{"index": index, **config.to_dict()} for index, config in enumerate(network.configs)]
+    return fields, {"configs": configs}
 
 
 def engine_files(network, verilog_path, *, width, lanes=1, top=DEFAULT_ENGINE_TOP,
@@ -148,6 +144,6 @@ def engine_files(network, verilog_path, *, width, lanes=1, top=DEFAULT_ENGINE_TO
     component = EngineTop(network=network, width=width, lanes=lanes,
                           image_single_port_blocks=image_single_port_blocks,
                           constant_memory_rows=constant_memory_rows)
-    text = to_verilog(component, top, platform=platform)
-    return {verilog_path: text,
-            sidecar_path(verilog_path): dumps_manifest(engine_manifest(component, top))}
+    fields, tables = engine_sidecar(component)
+    return top_files(component, verilog_path, kind="engine", top=top, fields=fields,
+                     tables=tables, platform=platform)

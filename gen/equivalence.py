@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flexor import XorConfig
-from flexor.xor_config import load_matrix_file
+from flexor.parameters import check_int
+from flexor.sidecar import Sidecar, sidecar_path
 
-from .verilog import sidecar_path
 from .yowasp import run_tool
 
 __all__ = ["REFERENCE_MODULE", "reference_verilog", "Counterexample", "Proof", "prove_decoder",
@@ -143,24 +143,24 @@ class Proof:
         return self.verdict == "proven"
 
 
-def _manifest_config(manifest):
+def _sidecar_config(sidecar):
     """The matrix and the checks on the sidecar fields the proof relies on."""
-    if not isinstance(manifest, dict):
+    if not isinstance(sidecar, dict):
         raise ValueError("sidecar must be a JSON object")
     # The proof is about the matrix; 'ntap' is provenance, and a hand-edited matrix whose rows no
     # longer match it must still get a verdict (a counterexample), not be turned away.
-    config = XorConfig.from_dict({key: value for key, value in manifest.items() if key != "ntap"})
-    top = manifest.get("top")
+    config = XorConfig.from_dict({key: value for key, value in sidecar.items() if key != "ntap"})
+    top = sidecar.get("top")
     if not isinstance(top, str) or not _IDENTIFIER.fullmatch(top) \
             or top in (REFERENCE_MODULE, CHECK_MODULE):
         raise ValueError(f"sidecar 'top' must be a Verilog identifier other than "
                          f"{REFERENCE_MODULE!r} and {CHECK_MODULE!r}, not {top!r}")
-    registered = manifest.get("registered", False)
+    registered = sidecar.get("registered", False)
     if not isinstance(registered, bool):
         raise ValueError(f"sidecar 'registered' must be true or false, not {registered!r}")
     # The proof covers the ports and the latency the sidecar publishes, so both must be exactly
     # those of the variant it names (a user wires the module by them).
-    latency, ports = manifest.get("latency"), manifest.get("ports")
+    latency, ports = sidecar.get("latency"), sidecar.get("ports")
     if type(latency) is not int or latency != int(registered):
         raise ValueError(f"sidecar 'latency' of a {'registered' if registered else 'combinational'}"
                          f" decoder must be {int(registered)}, not {latency!r}")
@@ -225,14 +225,14 @@ def _parse_model(log, registered):
     return [int(re.sub("[xz]", "0", values[name]), 2) for name in names]
 
 
-def prove_decoder(verilog, manifest, *, timeout=DEFAULT_TIMEOUT):
-    """Prove the decoder Verilog text ``verilog`` against the matrix of sidecar ``manifest``.
+def prove_decoder(verilog, sidecar, *, timeout=DEFAULT_TIMEOUT):
+    """Prove the decoder Verilog text ``verilog`` against the matrix of its ``sidecar``.
 
     Parameters
     ----------
     verilog : str
-        Verilog source holding module ``manifest["top"]`` and its submodules.
-    manifest : dict
+        Verilog source holding module ``sidecar["top"]`` and its submodules.
+    sidecar : dict or flexor.sidecar.Sidecar
         The sidecar (``top``, ``registered``, ``latency``, ``ports``, ``matrix``, ...).
     timeout : int
         Seconds one SAT instance may run before the verdict is ``inconclusive``.
@@ -246,9 +246,8 @@ def prove_decoder(verilog, manifest, *, timeout=DEFAULT_TIMEOUT):
     ValueError
         The sidecar is malformed, or Yosys rejects the Verilog (message: Yosys' error line).
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
-    config, top, registered = _manifest_config(manifest)
+    check_int("timeout", timeout)
+    config, top, registered = _sidecar_config(sidecar)
     if registered:
         claim = (f"whenever y_valid is high, y = M x mod 2 of the last accepted x "
                  f"({config.nout}x{config.nin} matrix, any traffic and reset, temporal induction)")
@@ -376,7 +375,7 @@ def _linear_outputs(netlist, top, registered):
     return result
 
 
-def prove_linear(verilog, manifest):
+def prove_linear(verilog, sidecar):
     """Prove an XOR-only decoder by evaluating its netlist over GF(2); None if it is not one.
 
     Yosys reads and flattens the Verilog (``proc; flatten; opt_dff; opt_clean``) and writes its netlist;
@@ -388,7 +387,7 @@ def prove_linear(verilog, manifest):
     beat loads); the handshake is :class:`hdl.XorStage`'s, whose stream properties
     :mod:`sim.formal` checks.
     """
-    config, top, registered = _manifest_config(manifest)
+    config, top, registered = _sidecar_config(sidecar)
     claim = (f"y = M x mod 2 for all 2**{config.nin} inputs ({config.nout}x{config.nin} "
              f"matrix, XOR netlist evaluated over GF(2)"
              + (", data input of the y register)" if registered else ")"))
@@ -419,29 +418,29 @@ def prove_linear(verilog, manifest):
     return Proof("proven", claim, seconds)
 
 
-def prove_generated(verilog, manifest, *, timeout=DEFAULT_TIMEOUT):
+def prove_generated(verilog, sidecar, *, timeout=DEFAULT_TIMEOUT):
     """:func:`prove_linear` for a network with shared subexpressions (sidecar ``xor2.shared``),
     which SAT does not prove in reasonable time when rows are dense; :func:`prove_decoder`
     otherwise (and when the netlist is not XOR-only)."""
-    xor2 = manifest.get("xor2") if isinstance(manifest, dict) else None
+    xor2 = sidecar.get("xor2") if isinstance(sidecar, dict) else None
     if isinstance(xor2, dict) and xor2.get("shared") is True:
-        proof = prove_linear(verilog, manifest)
+        proof = prove_linear(verilog, sidecar)
         if proof is not None:
             return proof
-    return prove_decoder(verilog, manifest, timeout=timeout)
+    return prove_decoder(verilog, sidecar, timeout=timeout)
 
 
 def check_decoder_file(verilog_path, *, timeout=DEFAULT_TIMEOUT):
     """:func:`prove_decoder` for ``verilog_path`` and its sidecar beside it."""
-    manifest_path = sidecar_path(str(verilog_path))
+    sidecar_file = sidecar_path(str(verilog_path))
     try:
         verilog = Path(verilog_path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"{verilog_path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{verilog_path}: cannot read ({error})") from None
-    manifest = load_matrix_file(manifest_path)
+    sidecar = Sidecar.load(sidecar_file)
     try:
-        return prove_generated(verilog, manifest, timeout=timeout)
+        return prove_generated(verilog, sidecar, timeout=timeout)
     except ValueError as error:
-        raise ValueError(f"{manifest_path}: {error}") from None
+        raise ValueError(f"{sidecar_file}: {error}") from None

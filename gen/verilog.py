@@ -12,21 +12,15 @@ from amaranth.lib import wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from flexor import XorConfig  # noqa: E402
-from flexor.xor_config import dumps_config_json  # noqa: E402
+from flexor.sidecar import Sidecar, sidecar_path  # noqa: E402
 from flexor.xor_minimize import flat_program  # noqa: E402
 from hdl import XorNetwork, XorStage  # noqa: E402
 from hdl.xor_shared import network_program  # noqa: E402
 
-__all__ = ["sidecar_path", "tool_versions", "port_list", "to_verilog", "DecoderTop",
-           "RegisteredDecoderTop", "decoder_files", "dumps_sidecar", "xor2_manifest"]
+__all__ = ["sidecar_path", "tool_versions", "port_list", "to_verilog", "top_files", "DecoderTop",
+           "RegisteredDecoderTop", "decoder_files", "xor2_sidecar"]
 
 DEFAULT_TOP = "xor_decoder"
-
-
-def sidecar_path(verilog_path):
-    """``decoder.v`` -> ``decoder.json`` (any other name gets ``.json`` appended)."""
-    root, extension = os.path.splitext(verilog_path)
-    return (root if extension == ".v" else verilog_path) + ".json"
 
 
 def tool_versions():
@@ -54,6 +48,37 @@ def to_verilog(component, top, *, platform=None):
     """Verilog text for ``component`` as module ``top``, with no source locations inside,
     elaborated for ``platform`` (default: none, as a simulator sees it)."""
     return verilog.convert(component, name=top, emit_src=False, platform=platform)
+
+
+def top_files(component, verilog_path, *, kind, top, fields, tables, clocked=True,
+              platform=None):
+    """Generate a Verilog top and its :class:`~flexor.sidecar.Sidecar`.
+
+    Parameters
+    ----------
+    component : wiring.Component
+        The top, whose signature members are its plain Verilog ports.
+    kind : str
+        What the top is (the sidecar's ``kind``).
+    top : str
+        Verilog module name.
+    fields : dict
+        The top's own sidecar fields, written after ``kind`` and ``top``.
+    tables : dict
+        Its matrices (``matrix`` or ``configs``), written last, after ``ports`` and ``tools``.
+    clocked : bool
+        Whether the top has ``clk`` and ``rst``.
+    platform : amaranth.build.Platform or None
+        Passed to elaboration (default: none, as a simulator sees it).
+
+    Returns
+    -------
+    dict
+        ``{verilog_path: Verilog text, sidecar path: sidecar text}``.
+    """
+    sidecar = Sidecar(kind=kind, top=top, **fields, ports=port_list(component, clocked=clocked),
+                      tools=tool_versions(), **tables)
+    return sidecar.files(verilog_path, to_verilog(component, top, platform=platform))
 
 
 class DecoderTop(XorNetwork):
@@ -91,12 +116,7 @@ class RegisteredDecoderTop(wiring.Component):
         return m
 
 
-def dumps_sidecar(manifest):
-    """Canonical sidecar text: stable key order, one matrix row per line."""
-    return dumps_config_json(manifest)
-
-
-def xor2_manifest(program, config, minimize):
+def xor2_sidecar(program, config, minimize):
     """The sidecar's ``xor2``: two-input XORs built, against the flat network's."""
     return {"minimize": minimize, "built": program.xor2_count,
             "naive": flat_program(config).xor2_count,
@@ -107,7 +127,7 @@ def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False, mi
     """Generate the XOR decoder: ``{verilog_path: text, sidecar_path: text}``.
 
     The sidecar holds ``top``, ``nin``, ``nout``, ``ntap``, ``seed``, ``rank``, ``registered``,
-    ``latency`` (cycles from ``x`` to ``y``), ``xor2`` (:func:`xor2_manifest`), ``ports``,
+    ``latency`` (cycles from ``x`` to ``y``), ``xor2`` (:func:`xor2_sidecar`), ``ports``,
     ``tools`` and ``matrix``. With ``minimize`` the network shares subexpressions where that
     saves LUTs (:mod:`flexor.xor_minimize`).
     """
@@ -116,18 +136,9 @@ def decoder_files(config, verilog_path, *, top=DEFAULT_TOP, registered=False, mi
     component = (RegisteredDecoderTop(config, minimize=minimize) if registered
                  else DecoderTop(config, minimize=minimize))
     program = network_program(config, minimize)
-    text = to_verilog(component, top)
     description = config.to_dict()
     matrix = description.pop("matrix")
-    manifest = {
-        "kind": "xor_decoder",
-        "top": top,
-        **description,
-        "registered": registered,
-        "latency": 1 if registered else 0,
-        "xor2": xor2_manifest(program, config, minimize),
-        "ports": port_list(component, clocked=registered),
-        "tools": tool_versions(),
-        "matrix": matrix,
-    }
-    return {verilog_path: text, sidecar_path(verilog_path): dumps_sidecar(manifest)}
+    fields = {**description, "registered": registered, "latency": 1 if registered else 0,
+              "xor2": xor2_sidecar(program, config, minimize)}
+    return top_files(component, verilog_path, kind="xor_decoder", top=top, fields=fields,
+                     tables={"matrix": matrix}, clocked=registered)

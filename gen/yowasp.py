@@ -11,13 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flexor.cli import CliError
+from flexor.errors import ToolMissing
 
 __all__ = ["ToolMissing", "tool_path", "run_tool"]
-
-
-class ToolMissing(CliError):
-    """A YoWASP tool is not installed; the message says which package provides it."""
 
 
 #: Which pip package provides each console script we call.

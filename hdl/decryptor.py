@@ -172,18 +172,53 @@ class Decryptor(wiring.Component):
             "error": Out(error_layout()),
         })
 
-    configs = property(lambda self: self._configs)
-    width = property(lambda self: self._width)
-    lanes = property(lambda self: self._lanes)
-    nout = property(lambda self: self._nout)
-    pipeline = property(lambda self: self._pipeline)
-    minimize = property(lambda self: self._minimize)
-    programs = property(lambda self: self._programs)
-    buffer_width = property(lambda self: self._buffer_width)
-    latency = property(lambda self: self._latency)
-    word_latency = property(lambda self: self._word_latency)
-    word_start = property(lambda self: self._word_start)
-    layer_gap = property(lambda self: self.LAYER_GAP)
+    @property
+    def configs(self):
+        return self._configs
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def nout(self):
+        return self._nout
+
+    @property
+    def pipeline(self):
+        return self._pipeline
+
+    @property
+    def minimize(self):
+        return self._minimize
+
+    @property
+    def programs(self):
+        return self._programs
+
+    @property
+    def buffer_width(self):
+        return self._buffer_width
+
+    @property
+    def latency(self):
+        return self._latency
+
+    @property
+    def word_latency(self):
+        return self._word_latency
+
+    @property
+    def word_start(self):
+        return self._word_start
+
+    @property
+    def layer_gap(self):
+        return self.LAYER_GAP
 
     def first_beat_latency(self, config, chunks=None):
         """Cycles from accepting a layer's descriptor to its first beat, when its data words

@@ -22,10 +22,10 @@ The bookkeeping registers are in the same ``sync`` domain as the block, so a res
 together with the block and the properties restart with it. Amaranth 0.5 has no ``Past``: the
 last-cycle copies are explicit registers.
 
-Applying it to another block (e.g. the decryptor): subclass :class:`StreamHarness`, pass the
-stream member names as ``input``/``output``, and override :meth:`StreamHarness.properties` to add
-block-specific checks (per-layer beat counts, ``last`` exactly once per layer) on top of
-``super().properties(m)``; then check it with :func:`sim.formal.check_formal`.
+A block with more than one input stream gets its own harness built from the same pieces
+(:func:`stream_rule`, :func:`consecutive`): :class:`DecryptorHarness` does so for
+:class:`hdl.Decryptor`, adding its per-layer checks (beat counts, ``last`` exactly once per
+layer). Either is checked with :func:`sim.formal.check_formal`.
 """
 
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, Signal
@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, connect, flipped
 from amaranth.utils import bits_for, exact_log2
 
 from flexor import XorConfig
+from flexor.parameters import check_int
 
 from .decryptor import Decryptor
 
@@ -74,12 +75,6 @@ def consecutive(m, condition, limit):
     return counter
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
-
-
 class StreamHarness(wiring.Component):
     """A stream block with the properties of the module docstring around it.
 
@@ -114,9 +109,9 @@ class StreamHarness(wiring.Component):
             if name not in dut.signature.members:
                 raise ValueError(f"dut has no stream member {name!r}")
         self._dut = dut
-        self.capacity = _check_positive("capacity", capacity)
-        self.stall_bound = _check_positive("stall_bound", stall_bound)
-        self.cover_streak = _check_positive("cover_streak", cover_streak)
+        self.capacity = check_int("capacity", capacity)
+        self.stall_bound = check_int("stall_bound", stall_bound)
+        self.cover_streak = check_int("cover_streak", cover_streak)
         self.reference = reference
         self.occupancy = occupancy
         self._names = (input, output)
@@ -252,16 +247,16 @@ class DecryptorHarness(wiring.Component):
         if not isinstance(dut, Decryptor):
             raise TypeError(f"dut must be an hdl.Decryptor, not {dut!r}")
         self._dut = dut
-        self.max_chunks = _check_positive("max_chunks", max_chunks)
-        self.max_layers = _check_positive("max_layers", max_layers)
+        self.max_chunks = check_int("max_chunks", max_chunks)
+        self.max_layers = check_int("max_layers", max_layers)
         self.max_nin = max(config.nin for config in dut.configs)
         if stall_bound is None:
             stall_bound = self.default_stall_bound(dut)
-        self.stall_bound = _check_positive("stall_bound", stall_bound)
+        self.stall_bound = check_int("stall_bound", stall_bound)
         if isinstance(checks, str) or not set(checks) <= set(self.CHECKS):
             raise ValueError(f"checks must be a collection of {self.CHECKS}, not {checks!r}")
         self.checks = frozenset(checks)
-        self.cover_streak = _check_positive("cover_streak", cover_streak)
+        self.cover_streak = check_int("cover_streak", cover_streak)
         members = dut.signature.members
         super().__init__({
             **{name: members[name] for name in ("desc", "data", "out", "error")},

@@ -30,13 +30,7 @@ def program_rows(m, program, x, name="xor"):
     """Expressions for the rows of ``program`` on input bits ``x``. A gate used more than once
     becomes a ``comb`` signal of ``m`` (``<name>_g<index>``), so it is built once."""
     nin = program.nin
-    uses = [0] * (nin + len(program.gates))
-    for a, b in program.gates:
-        uses[a] += 1
-        uses[b] += 1
-    for row in program.rows:
-        for k in row:
-            uses[k] += 1
+    uses = program.uses()
     signals = [x[k] for k in range(nin)]
     for index, (a, b) in enumerate(program.gates):
         value = signals[a] ^ signals[b]

@@ -7,19 +7,17 @@ against the golden model as it goes, then classifies the test set with the weigh
 out of the RTL and prints that accuracy next to the golden one.
 """
 
+import contextlib
 import sys
-from pathlib import Path
 
 from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
-from flexor.container import ContainerError
+from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS
 
 from .decoder import probability
 from .infer import run_inference
-from .runner import SIMULATORS, SimulatorMissing, TestbenchFailed
+from .runner import SIMULATORS, TestbenchFailed
 from .weights import run_weights
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "digits_mlp_0p8.npz"
-DEFAULT_ENGINE_WEIGHTS = DEFAULT_WEIGHTS.parent / "fmnist_mlp.npz"
 
 
 def image_count(text):
@@ -90,19 +88,27 @@ def print_inference(args, run):
           f"images/s ({run.seconds:.1f} s, build {run.build_seconds:.1f} s)")
 
 
-def infer_main(args):
-    args.weights = args.weights or str(DEFAULT_ENGINE_WEIGHTS)
-    args.simulator = args.simulator or "verilator"
-    if args.waves:
-        raise CliError("--waves applies to the decryptor run, not --infer")
+@contextlib.contextmanager
+def _failures_as_errors():
+    """A failed testbench or an unusable path (e.g. a --build-dir that is a file) as one error
+    line; user errors (a missing simulator, a bad container) are one already."""
     try:
-        run = run_inference(args.weights, args.build_dir, count=args.count, width=args.width,
-                            lanes=args.lanes, simulator=args.simulator, stall=args.stall,
-                            seed=args.seed)
-    except (SimulatorMissing, TestbenchFailed, ContainerError) as error:
+        yield
+    except TestbenchFailed as error:
         raise CliError(str(error)) from None
     except OSError as error:
         raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
+
+
+def infer_main(args):
+    args.weights = args.weights or str(FMNIST_WEIGHTS)
+    args.simulator = args.simulator or "verilator"
+    if args.waves:
+        raise CliError("--waves applies to the decryptor run, not --infer")
+    with _failures_as_errors():
+        run = run_inference(args.weights, args.build_dir, count=args.count, width=args.width,
+                            lanes=args.lanes, simulator=args.simulator, stall=args.stall,
+                            seed=args.seed)
     print_inference(args, run)
     if run.rtl_correct != run.integer_correct:
         print("FAIL: the RTL's accuracy differs from the integer model's", file=sys.stderr)
@@ -115,16 +121,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.infer:
         return infer_main(args)
-    args.weights = args.weights or str(DEFAULT_WEIGHTS)
+    args.weights = args.weights or str(DIGITS_WEIGHTS)
     args.simulator = args.simulator or "icarus"
-    try:
+    with _failures_as_errors():
         run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
                           simulator=args.simulator, stall=args.stall, seed=args.seed,
                           waves=args.waves)
-    except (SimulatorMissing, TestbenchFailed, ContainerError) as error:
-        raise CliError(str(error)) from None
-    except OSError as error:  # e.g. a --build-dir that is a file
-        raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
     print_summary(args, run)
     same = run.rtl_correct == run.golden_correct and run.predictions_equal and \
         run.recorded_correct in (None, run.golden_correct)

@@ -9,11 +9,9 @@ import time
 from pathlib import Path
 
 from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
-from flexor.xor_config import load_matrix_file
-from gen.verilog import sidecar_path
+from flexor.sidecar import Sidecar, sidecar_path
 
-from .runner import (SIMULATORS, SimulatorMissing, TestbenchFailed, prepare_build_dir,
-                     run_testbench)
+from .runner import SIMULATORS, TestbenchFailed, prepare_build_dir, run_testbench
 
 __all__ = ["check_decoder", "MAX_VECTORS"]
 
@@ -37,18 +35,18 @@ def check_decoder(verilog, *, simulator="icarus", vectors=4096, seed=0, stall=0.
     Exhaustive when ``2**nin <= vectors``. Raises :class:`~sim.runner.TestbenchFailed` with the
     first mismatch.
     """
-    manifest_path = Path(sidecar_path(str(verilog)))
+    path = Path(sidecar_path(str(verilog)))
     try:
-        manifest = load_matrix_file(manifest_path)
-        top, nin, nout = manifest["top"], manifest["nin"], manifest["nout"]
+        sidecar = Sidecar.load(path)
+        top, nin, nout = sidecar["top"], sidecar["nin"], sidecar["nout"]
     except (ValueError, KeyError, TypeError) as error:
-        raise CliError(f"cannot read sidecar {manifest_path}: {error}") from None
+        raise CliError(f"cannot read sidecar {path}: {error}") from None
     if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
-        raise CliError(f"sidecar {manifest_path}: 'top' must be a Verilog identifier, not "
+        raise CliError(f"sidecar {path}: 'top' must be a Verilog identifier, not "
                        f"{top!r}")
     for name, value in (("nin", nin), ("nout", nout)):
         if type(value) is not int or value < 1:
-            raise CliError(f"sidecar {manifest_path}: {name!r} must be a positive integer, not "
+            raise CliError(f"sidecar {path}: {name!r} must be a positive integer, not "
                            f"{value!r}")
     if not Path(verilog).is_file():
         raise CliError(f"{verilog}: no such file")
@@ -60,7 +58,7 @@ def check_decoder(verilog, *, simulator="icarus", vectors=4096, seed=0, stall=0.
         run_testbench(sources=[verilog], top=top, test_module="sim.tb_decoder",
                       build_dir=build_dir or Path(scratch) / simulator, simulator=simulator,
                       waves=waves,
-                      env={"FLEXOR_SIDECAR": str(manifest_path.resolve()),
+                      env={"FLEXOR_SIDECAR": str(path.resolve()),
                            "FLEXOR_VECTORS": str(vectors), "FLEXOR_SEED": str(seed),
                            "FLEXOR_STALL": str(stall)})
     checked = min(vectors, 2 ** nin)
@@ -100,7 +98,7 @@ def main(argv=None):
         inputs, bits = check_decoder(args.verilog, simulator=args.simulator,
                                      vectors=args.vectors, seed=args.seed, stall=args.stall,
                                      build_dir=args.build_dir, waves=args.waves)
-    except (SimulatorMissing, TestbenchFailed) as error:
+    except TestbenchFailed as error:  # a missing simulator is a user error already
         raise CliError(str(error)) from None
     print(f"{args.verilog}: PASS on {args.simulator}: {inputs} inputs, {bits} output bits equal "
           f"M x mod 2 ({time.perf_counter() - start:.1f} s)")

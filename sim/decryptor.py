@@ -1,26 +1,21 @@
 """Run :mod:`sim.tb_decryptor` on a generated decryptor: the Python entry for tests, benchmarks."""
 
-import json
-import tempfile
-from pathlib import Path
-
-from flexor import XorConfig
 from flexor.cli import CliError
+from flexor.sidecar import Sidecar, sidecar_path
 from flexor.stream import as_layer, layers_to_json
 
-from gen.verilog import sidecar_path
-from .runner import prepare_build_dir, run_testbench
+from .runner import run_generated
 
 __all__ = ["load_decryptor_sidecar", "check_decryptor"]
 
 
 def load_decryptor_sidecar(verilog):
     """The sidecar of ``verilog`` and its configuration table; ``CliError`` when unreadable."""
-    path = Path(sidecar_path(str(verilog)))
+    path = sidecar_path(str(verilog))
     try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-        configs = [XorConfig.from_matrix(config["matrix"]) for config in sidecar["configs"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        sidecar = Sidecar.load(path)
+        configs = sidecar.configs
+    except (ValueError, KeyError, TypeError) as error:
         raise CliError(f"cannot read decryptor sidecar {path}: {error}") from None
     return sidecar, configs
 
@@ -48,17 +43,10 @@ def check_decryptor(verilog, layers, *, simulator="icarus", seed=0, stall=None, 
     every beat as hex. Raises
     :class:`~sim.runner.TestbenchFailed` with the first mismatch.
     """
-    sidecar, configs = load_decryptor_sidecar(verilog)
+    _, configs = load_decryptor_sidecar(verilog)
     layers = [as_layer(configs, layer) for layer in layers]
     stimulus = {"layers": layers_to_json(layers), "seed": seed, "stall": stall or {},
                 "reset_at": reset_at, "names": names,
                 "flip": None if flip is None else {"word": flip[0], "bit": flip[1]}}
-    with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
-        build = prepare_build_dir(build_dir or Path(scratch) / simulator)
-        (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
-        run_testbench(sources=[verilog], top=sidecar["top"], test_module="sim.tb_decryptor",
-                      build_dir=build, simulator=simulator, waves=waves,
-                      env={"FLEXOR_SIDECAR": str(Path(sidecar_path(str(verilog))).resolve()),
-                           "FLEXOR_STIMULUS": str((build / "stimulus.json").resolve()),
-                           "FLEXOR_RESULT": str((build / "result.json").resolve())})
-        return json.loads((build / "result.json").read_text(encoding="utf-8"))
+    return run_generated(verilog, "sim.tb_decryptor", stimulus, build_dir=build_dir,
+                         simulator=simulator, waves=waves)

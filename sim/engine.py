@@ -1,13 +1,8 @@
 """Run :mod:`sim.tb_engine` (cocotb) on a generated engine: the Python entry for tests."""
 
-import json
-import tempfile
-from pathlib import Path
-
 from flexor.stream import layers_to_json
-from gen.verilog import sidecar_path
 
-from .runner import run_testbench
+from .runner import run_generated
 
 __all__ = ["ICARUS_ARGS", "check_engine"]
 
@@ -30,12 +25,5 @@ def check_engine(verilog, network, images, *, simulator="icarus", seed=0, stall=
     stimulus = {"layers": layers_to_json(network.stream_layers()),
                 "images": [[int(p) for p in image] for image in images], "seed": seed,
                 "stall": stall or {}, "reset_at": reset_at}
-    sidecar = json.loads(Path(sidecar_path(str(verilog))).read_text(encoding="utf-8"))
-    with tempfile.TemporaryDirectory(prefix="flexor-engine-") as scratch:
-        build = Path(build_dir or Path(scratch) / simulator)
-        build.mkdir(parents=True, exist_ok=True)
-        (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
-        run_testbench(sources=[verilog], top=sidecar["top"], test_module="sim.tb_engine",
-                      build_dir=build, simulator=simulator, icarus_args=ICARUS_ARGS,
-                      env={"FLEXOR_SIDECAR": str(Path(sidecar_path(str(verilog))).resolve()),
-                           "FLEXOR_STIMULUS": str((build / "stimulus.json").resolve())})
+    run_generated(verilog, "sim.tb_engine", stimulus, build_dir=build_dir, simulator=simulator,
+                  icarus_args=ICARUS_ARGS)

@@ -27,6 +27,7 @@ os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
 from amaranth.back import rtlil  # noqa: E402
 
+from flexor.parameters import check_int  # noqa: E402
 from gen.yowasp import run_tool, tool_path  # noqa: E402
 
 __all__ = ["DEFAULT_DEPTHS", "FormalResult", "sby_config", "check_formal"]
@@ -62,8 +63,7 @@ def sby_config(depths, *, solver="boolector"):
     for task, depth in depths.items():
         if task not in DEFAULT_DEPTHS:
             raise ValueError(f"task must be one of {sorted(DEFAULT_DEPTHS)}, not {task!r}")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth of {task} must be a positive integer, not {depth!r}")
+        check_int(f"depth of {task}", depth)
         options += [f"{task}: mode {task}", f"{task}: depth {depth}"]
     return "\n".join([
         "[tasks]", *depths, "", "[options]", *options, "", "[engines]", f"smtbmc {solver}", "",

@@ -7,7 +7,6 @@ logit and class with :class:`flexor.integer.IntegerProgram`, and report the RTL'
 to the integer and the float model's.
 """
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,14 +17,14 @@ from flexor.container import Container
 from flexor.datasets import load_dataset, pixels
 from flexor.inference import evaluate
 from flexor.network import StreamedNetwork
-from gen.engine import engine_files
-from gen.verilog import sidecar_path
+from flexor.sidecar import Sidecar, sidecar_path
+from gen.engine import DEFAULT_ENGINE_TOP, engine_files
 
 from .engine_harness import run_images
 
 __all__ = ["InferRun", "run_inference"]
 
-TOP = "flexor_engine"
+TOP = DEFAULT_ENGINE_TOP
 
 
 class InferRun(NamedTuple):
@@ -64,7 +63,7 @@ def run_inference(weights, build_dir, *, count=100, width=32, lanes=1, simulator
     verilog = build_dir / f"{TOP}.v"
     files = engine_files(network, str(verilog), width=width, lanes=lanes, top=TOP)
     write_files_atomically(files)
-    sidecar = json.loads(files[sidecar_path(str(verilog))])
+    sidecar = Sidecar.loads(files[sidecar_path(str(verilog))])
     run = run_images(sidecar, network, verilog, images, build_dir / simulator,
                      simulator=simulator, stall=stall, seed=seed)
     golden = evaluate(container, data=(inputs, labels))

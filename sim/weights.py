@@ -16,14 +16,14 @@ from flexor.cli import write_files_atomically
 from flexor.container import Container
 from flexor.inference import evaluate
 from flexor.stream import Layer, check_stream_parameters
-from gen.decryptor import decryptor_files
+from gen.decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
 
 from .decryptor import check_decryptor
 from .runner import prepare_build_dir
 
 __all__ = ["WeightsRun", "stream_layers", "planes_from_beats", "run_weights"]
 
-TOP = "flexor_decryptor"
+TOP = DEFAULT_DECRYPTOR_TOP
 
 
 class WeightsRun(NamedTuple):

@@ -467,6 +467,7 @@ def test_gen_refuses_to_overwrite_its_input_matrix(tmp_path):
     assert (tmp_path / "m.json").read_text() == text and not (tmp_path / "m").exists()
 
 
+@pytest.mark.formal
 @pytest.mark.parametrize("edit, fragment", [
     (lambda sidecar: sidecar.update(latency=3), "'latency' of a combinational decoder must be 0"),
     (lambda sidecar: sidecar.update(ports=sidecar["ports"][:1]), "'ports' must be"),

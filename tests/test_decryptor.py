@@ -5,27 +5,14 @@ The golden beats are themselves checked against a naive bit-by-bit model in test
 """
 
 import random
-import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import ResetInserter, Signal
-from amaranth.sim import Simulator
 
-from flexor import RankWarning, XorConfig
 from flexor.stream import descriptor_word, pack_stream
 from hdl import Decryptor
-
-
-def make_configs(*nins, nout=20):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankWarning)
-        return [XorConfig.random(nin, nout, 2, seed) for seed, nin in enumerate(nins)]
-
-
-def random_layers(configs, counts, seed):
-    rng = np.random.default_rng(seed)
-    return [(k, c, rng.integers(0, 2, (c, configs[k].nin), dtype=np.uint8)) for k, c in counts]
+from sim.streams import StreamSink, StreamSource, amaranth_port, random_pause
+from tests.stream_stimulus import make_configs, pulse_reset, random_layers, simulate_with_reset
 
 
 class Run:
@@ -38,70 +25,47 @@ class Run:
 
 def simulate(dut, descriptors, words, lasts, *, seed=0, stall=(0.0, 0.0, 0.0), reset_at=None,
              max_cycles=20000, beats_expected=None):
-    """Drive the three streams cycle by cycle; stall = chance each of desc valid, data valid
-    and out ready is withheld in a cycle. With ``reset_at`` the streams are abandoned at that
-    cycle, ``rst`` is pulsed, and the whole stimulus is sent again. Checks the valid/ready rule
-    on the output (a beat offered is held until taken) every cycle."""
+    """Drive the three streams cycle by cycle; stall = chance per cycle that desc and data hold
+    back a new word (one offered stays until taken) and that out ready is withheld. With
+    ``reset_at`` the streams are abandoned at that cycle, ``rst`` is pulsed, and the whole
+    stimulus is sent again. Checks the valid/ready rule on the output (a beat offered is held
+    until taken) every cycle."""
     rng = random.Random(seed)
     width, nout, lanes = dut.width, dut.nout, dut.lanes
     count_shift = nout * lanes
     run = Run()
     done = beats_expected if beats_expected is not None else float("inf")
+    data = [word | last << width for word, last in zip(words, lasts)]
 
-    async def testbench(ctx):
-        d = w = 0
-        held = None
+    async def testbench(ctx, reset):
+        desc = StreamSource(amaranth_port(ctx, dut.desc), descriptors,
+                            pause=random_pause(rng, stall[0]))
+        source = StreamSource(amaranth_port(ctx, dut.data), data,
+                              pause=random_pause(rng, stall[1]))
+        out = StreamSink(amaranth_port(ctx, dut.out), pause=random_pause(rng, stall[2]))
         cycle = 0
-        resets_left = 0 if reset_at is None else 1
         while cycle < max_cycles and len(run.beats) < done:
-            if resets_left and cycle == reset_at:
-                resets_left = 0
-                ctx.set(dut.desc.valid, 0)
-                ctx.set(dut.data.valid, 0)
-                ctx.set(reset, 1)
-                await ctx.tick().repeat(2)
-                ctx.set(reset, 0)
-                d = w = 0
-                held = None
+            if cycle == reset_at:
+                await pulse_reset(ctx, reset, (desc, source, out))
                 run.beats.clear()
                 run.beat_cycles.clear()
-            desc_valid = d < len(descriptors) and rng.random() >= stall[0]
-            data_valid = w < len(words) and rng.random() >= stall[1]
-            ctx.set(dut.desc.valid, desc_valid)
-            ctx.set(dut.desc.payload.as_value(), descriptors[d] if desc_valid else 0)
-            ctx.set(dut.data.valid, data_valid)
-            ctx.set(dut.data.payload.as_value(),
-                    words[w] | lasts[w] << width if data_valid else 0)
-            ctx.set(dut.out.ready, rng.random() >= stall[2])
-            if desc_valid and ctx.get(dut.desc.ready):
-                d += 1
+            for stream in (desc, source, out):
+                stream.drive()
+            if desc.settle():
                 run.desc_cycles.append(cycle)
-            if data_valid and ctx.get(dut.data.ready):
-                w += 1
+            if source.settle():
                 run.word_cycles.append(cycle)
-            valid = ctx.get(dut.out.valid)
-            value = ctx.get(dut.out.payload.as_value())
-            if held is not None:
-                assert valid and value == held, \
-                    f"cycle {cycle}: output beat changed or dropped while stalled (seed {seed})"
-            held = None
-            if valid:
-                if ctx.get(dut.out.ready):
-                    run.beats.append((value & ((1 << count_shift) - 1),
-                                      (value >> count_shift) & ((1 << lanes.bit_length()) - 1),
-                                      bool(value >> (count_shift + lanes.bit_length()))))
-                    run.beat_cycles.append(cycle)
-                else:
-                    held = value
+            value = out.settle(f"cycle {cycle}, output (seed {seed})")
+            if value is not None:
+                run.beats.append((value & ((1 << count_shift) - 1),
+                                  (value >> count_shift) & ((1 << lanes.bit_length()) - 1),
+                                  bool(value >> (count_shift + lanes.bit_length()))))
+                run.beat_cycles.append(cycle)
             await ctx.tick()
             cycle += 1
         run.error = ctx.get(dut.error.as_value())
 
-    reset = Signal()
-    simulator = Simulator(ResetInserter(reset)(dut))
-    simulator.add_clock(1e-6)
-    simulator.add_testbench(testbench)
-    simulator.run()
+    simulate_with_reset(dut, testbench)
     return run
 
 

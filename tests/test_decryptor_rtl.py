@@ -1,17 +1,15 @@
 """The generated decryptor Verilog in cocotb (Icarus; one Verilator build), beat for beat against
 the golden model, under stalls, gaps and a mid-layer reset, and at full rate without stalls."""
 
-import warnings
-
 import numpy as np
 import pytest
 
-from flexor import RankWarning, XorConfig
 from flexor.cli import run_cli, write_files_atomically
 from gen.__main__ import main as gen_main
 from gen.decryptor import decryptor_files
 from sim.decryptor import check_decryptor, load_decryptor_sidecar
 from sim.runner import SimulatorMissing, check_simulator
+from tests.stream_stimulus import make_configs
 
 pytestmark = pytest.mark.rtl
 
@@ -24,12 +22,6 @@ CASES = {
     "wide-four-lanes": ((12, 40), 64, 4, {"desc": 0.5, "data": 0.1, "out": 0.5}, None),
     "three-lanes-16": ((40, 7), 16, 3, {"desc": 0.1, "data": 0.3, "out": 0.6}, None),
 }
-
-
-def make_configs(nins):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankWarning)
-        return [XorConfig.random(nin, 20, 2, seed) for seed, nin in enumerate(nins)]
 
 
 def make_layers(configs, width, lanes, seed):
@@ -53,7 +45,7 @@ PIPELINE = pytest.mark.parametrize(
 
 
 def generate(tmp_path, nins, width, lanes, pipeline=False):
-    configs = make_configs(nins)
+    configs = make_configs(*nins)
     verilog = str(tmp_path / "decryptor.v")
     write_files_atomically(decryptor_files(configs, verilog, width=width, lanes=lanes,
                                            pipeline=pipeline))

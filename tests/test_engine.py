@@ -10,12 +10,14 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, ResetInserter, Signal
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from flexor.network import StreamedNetwork
 from flexor.stream import pack_stream
 from hdl import InferenceEngine, Requantizer
+from sim.streams import StreamSink, StreamSource, amaranth_port, random_pause
+from tests.stream_stimulus import pulse_reset, simulate_with_reset
 
 
 class EngineRun:
@@ -39,82 +41,51 @@ def unpack_result(value, classes, bits):
 def simulate_engine(dut, images, *, seed=0, stall=(0.0, 0.0, 0.0, 0.0), reset_at=None,
                     max_cycles=200000):
     """Drive weights (descriptor and data, repeated per image), pixels and the result stream;
-    ``stall`` = chance per cycle that desc valid, data valid, image valid, result ready are
-    withheld. With ``reset_at``, the streams are abandoned at that cycle, ``rst`` pulsed and
-    everything sent again."""
+    ``stall`` = chance per cycle that desc, data and image hold back a new beat (one offered
+    stays until taken) and that result ready is withheld. With ``reset_at``, the streams are
+    abandoned at that cycle, ``rst`` pulsed and everything sent again."""
     rng = random.Random(seed)
     network = dut.network
     packed = pack_stream(network.configs, network.stream_layers(), width=dut.width,
                          lanes=dut.lanes)
     descriptors = packed.descriptors * len(images)
-    words = packed.words * len(images)
-    lasts = packed.lasts * len(images)
+    data = [word | last << dut.width
+            for word, last in zip(packed.words * len(images), packed.lasts * len(images))]
     pixels = [int(p) for image in images for p in image]
-    width = dut.width
     run = EngineRun()
 
-    async def testbench(ctx):
-        d = w = p = 0
-        held = None
-        resets_left = 0 if reset_at is None else 1
+    async def testbench(ctx, reset):
+        sources = [StreamSource(amaranth_port(ctx, port), items, pause=random_pause(rng, p))
+                   for port, items, p in ((dut.desc, descriptors, stall[0]),
+                                          (dut.data, data, stall[1]),
+                                          (dut.image, pixels, stall[2]))]
+        result = StreamSink(amaranth_port(ctx, dut.result), pause=random_pause(rng, stall[3]))
         cycle = 0
         while cycle < max_cycles and len(run.results) < len(images):
-            if resets_left and cycle == reset_at:
-                resets_left = 0
-                for port in (dut.desc, dut.data, dut.image):
-                    ctx.set(port.valid, 0)
-                ctx.set(reset, 1)
-                await ctx.tick().repeat(2)
-                ctx.set(reset, 0)
-                d = w = p = 0
-                held = None
+            if cycle == reset_at:
+                await pulse_reset(ctx, reset, (*sources, result))
                 run.results.clear()
                 run.result_cycles.clear()
                 run.trace.clear()
                 run.trace_cycles.clear()
-            desc_valid = d < len(descriptors) and rng.random() >= stall[0]
-            data_valid = w < len(words) and rng.random() >= stall[1]
-            image_valid = p < len(pixels) and rng.random() >= stall[2]
-            ctx.set(dut.desc.valid, desc_valid)
-            ctx.set(dut.desc.payload.as_value(), descriptors[d] if desc_valid else 0)
-            ctx.set(dut.data.valid, data_valid)
-            ctx.set(dut.data.payload.as_value(),
-                    words[w] | lasts[w] << width if data_valid else 0)
-            ctx.set(dut.image.valid, image_valid)
-            ctx.set(dut.image.payload, pixels[p] if image_valid else 0)
-            ctx.set(dut.result.ready, rng.random() >= stall[3])
-            if desc_valid and ctx.get(dut.desc.ready):
-                d += 1
-            if data_valid and ctx.get(dut.data.ready):
-                w += 1
-            if image_valid and ctx.get(dut.image.ready):
-                p += 1
+            for stream in (*sources, result):
+                stream.drive()
+            for source in sources:
+                source.settle()
             if ctx.get(dut.trace.valid):
                 run.trace.append((ctx.get(dut.trace.payload.layer),
                                   ctx.get(dut.trace.payload.row),
                                   ctx.get(dut.trace.payload.value)))
                 run.trace_cycles.append(cycle)
-            valid = ctx.get(dut.result.valid)
-            value = ctx.get(dut.result.payload.as_value())
-            if held is not None:
-                assert valid and value == held, \
-                    f"cycle {cycle}: result changed or dropped while stalled (seed {seed})"
-            held = None
-            if valid:
-                if ctx.get(dut.result.ready):
-                    run.results.append(unpack_result(value, dut.classes, dut.logit_bits))
-                    run.result_cycles.append(cycle)
-                else:
-                    held = value
+            value = result.settle(f"cycle {cycle}, result (seed {seed})")
+            if value is not None:
+                run.results.append(unpack_result(value, dut.classes, dut.logit_bits))
+                run.result_cycles.append(cycle)
             await ctx.tick()
             cycle += 1
         run.error = ctx.get(dut.error.as_value())
 
-    reset = Signal()
-    simulator = Simulator(ResetInserter(reset)(dut))
-    simulator.add_clock(1e-6)
-    simulator.add_testbench(testbench)
-    simulator.run()
+    simulate_with_reset(dut, testbench)
     return run
 
 

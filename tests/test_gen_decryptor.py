@@ -12,7 +12,6 @@ from flexor import XorConfig
 from flexor.container import Container
 
 # Random matrices of these sizes are often rank-deficient; that is not what is tested here.
-pytestmark = pytest.mark.filterwarnings("ignore::flexor.RankWarning")
 
 ROOT = Path(__file__).resolve().parent.parent
 AXI_PORTS = {

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from flexor.cli import run_cli
-from flexor.container import Container
-from sim.__main__ import DEFAULT_WEIGHTS, main
+from flexor.container import DIGITS_WEIGHTS, Container
+from sim.__main__ import main
 from sim.runner import TestbenchFailed
 from sim.weights import run_weights
 
@@ -23,7 +23,7 @@ def test_shipped_weights_with_stalls_on_icarus(tmp_path, capsys):
                             "--build-dir", tmp_path], capsys)
     assert status == 0, err
     assert "PASS" in out and "predictions identical" in out
-    container = Container.load(DEFAULT_WEIGHTS)
+    container = Container.load(DIGITS_WEIGHTS)
     planes = [plane.chunks for layer in container.layers for plane in layer.planes]
     assert f"{sum(planes)} chunks" in out
     beats = sum(-(-chunks // 2) for chunks in planes)   # two lanes, each plane starts a beat
@@ -31,7 +31,7 @@ def test_shipped_weights_with_stalls_on_icarus(tmp_path, capsys):
 
 
 def test_rtl_accuracy_equals_golden_and_recorded(tmp_path):
-    run = run_weights(DEFAULT_WEIGHTS, tmp_path, width=16, lanes=1)
+    run = run_weights(DIGITS_WEIGHTS, tmp_path, width=16, lanes=1)
     assert run.rtl_correct == run.golden_correct == run.recorded_correct
     assert run.predictions_equal
     # 8-bit chunks on 16-bit words: the output side is the limit, one beat per cycle.
@@ -39,7 +39,7 @@ def test_rtl_accuracy_equals_golden_and_recorded(tmp_path):
 
 
 def test_one_flipped_encrypted_bit_is_caught_at_its_chunk(tmp_path):
-    container = Container.load(DEFAULT_WEIGHTS)
+    container = Container.load(DIGITS_WEIGHTS)
     plane = next(p for layer in container.layers for p in layer.planes)
     config = container.configs[plane.config]
     chunk = 100
@@ -49,7 +49,7 @@ def test_one_flipped_encrypted_bit_is_caught_at_its_chunk(tmp_path):
     position = chunk * config.nin + column            # stream bit of the first stream layer
     with pytest.raises(TestbenchFailed,
                        match=rf"layer 0 \(.* plane 0\), chunk {chunk}, bit {first_row}: got"):
-        run_weights(DEFAULT_WEIGHTS, tmp_path, width=32, lanes=1,
+        run_weights(DIGITS_WEIGHTS, tmp_path, width=32, lanes=1,
                     flip=(position // 32, position % 32))
 
 
@@ -63,7 +63,7 @@ def test_one_flipped_encrypted_bit_is_caught_at_its_chunk(tmp_path):
 ])
 def test_bad_input_one_line(tmp_path, capsys, argv, message):
     corrupt = tmp_path / "corrupt.npz"
-    data = bytearray(DEFAULT_WEIGHTS.read_bytes())
+    data = bytearray(DIGITS_WEIGHTS.read_bytes())
     data[len(data) // 2] ^= 0xFF
     corrupt.write_bytes(bytes(data))
     argv = [a.format(missing=tmp_path / "missing.npz", corrupt=corrupt) for a in argv]

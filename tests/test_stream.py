@@ -1,24 +1,18 @@
 """The stream packer and golden beats against a naive bit-by-bit model of the protocol."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 
-from flexor import RankWarning, XorConfig, decrypt_reference
+from flexor import XorConfig, decrypt_reference
 from flexor.stream import (
     DESCRIPTOR_WIDTH, Layer, as_layer, check_stream_parameters, decode_descriptor,
     descriptor_word, layers_from_json, layers_to_json, pack_stream,
 )
+from tests.stream_stimulus import make_configs, random_layers
 
 NOUT = 20
-
-
-def make_configs(*nins, nout=NOUT):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankWarning)
-        return [XorConfig.random(nin, nout, 2, seed) for seed, nin in enumerate(nins)]
 
 
 def naive_pack(configs, layers, width, lanes):
@@ -42,11 +36,6 @@ def naive_pack(configs, layers, width, lanes):
                     data |= int(bit) << (lane * nout + r)
             beats.append((data, len(group), first + lanes >= chunks))
     return descriptors, words, lasts, beats
-
-
-def random_layers(configs, counts, seed):
-    rng = np.random.default_rng(seed)
-    return [(k, c, rng.integers(0, 2, (c, configs[k].nin), dtype=np.uint8)) for k, c in counts]
 
 
 @pytest.mark.parametrize("width", [8, 16, 32, 64])

@@ -16,7 +16,6 @@ from gen.equivalence import prove_generated, prove_linear
 from gen.verilog import decoder_files
 from tests.test_equivalence import assert_real_counterexample, flip_entry
 
-pytestmark = pytest.mark.filterwarnings("ignore::flexor.xor_config.RankWarning")
 
 SPECS = [(16, 20, "dense", 1), (64, 80, "dense", 1), (16, 20, 8, 1), (130, 20, "dense", 2),
          (8, 10, 2, 0), (1, 3, 1, 0)]
@@ -51,32 +50,35 @@ def test_program_matrix_sees_a_wrong_gate():
     assert not (broken.matrix() == program.matrix()).all()
 
 
+@pytest.mark.formal
 @pytest.mark.parametrize("registered", [False, True], ids=["comb", "registered"])
 def test_minimized_decoder_is_proven_and_a_flip_refuted(registered):
     config = XorConfig.random(64, 80, "dense", 1)
     files = decoder_files(config, "d.v", registered=registered, minimize=True)
-    verilog, manifest = files["d.v"], json.loads(files["d.json"])
-    assert manifest["xor2"] == {"minimize": True, "built": 972, "naive": 2464, "shared": True}
-    proof = prove_generated(verilog, manifest)
+    verilog, sidecar = files["d.v"], json.loads(files["d.json"])
+    assert sidecar["xor2"] == {"minimize": True, "built": 972, "naive": 2464, "shared": True}
+    proof = prove_generated(verilog, sidecar)
     assert proof.proven and "GF(2)" in proof.claim, proof
     for seed in range(3):
-        wrong, built = flip_entry(manifest, seed)
+        wrong, built = flip_entry(sidecar, seed)
         assert_real_counterexample(prove_linear(verilog, wrong), wrong["matrix"], built,
                                    f"flip seed={seed}")
 
 
+@pytest.mark.formal
 def test_linear_proof_catches_broken_verilog():
     """A bug in the minimized Verilog itself: one shared gate's XOR made an OR."""
     config = XorConfig.random(16, 20, "dense", 1)
     files = decoder_files(config, "d.v", minimize=True)
-    verilog, manifest = files["d.v"], json.loads(files["d.json"])
+    verilog, sidecar = files["d.v"], json.loads(files["d.json"])
     line = next(line for line in verilog.splitlines() if "assign" in line and " ^ " in line)
     broken = verilog.replace(line, line.replace(" ^ ", " | ", 1), 1)
-    assert prove_linear(broken, manifest) is None       # not XOR-only: declines, no verdict
-    proof = prove_generated(broken, manifest)
+    assert prove_linear(broken, sidecar) is None       # not XOR-only: declines, no verdict
+    proof = prove_generated(broken, sidecar)
     assert proof.verdict == "counterexample", proof
 
 
+@pytest.mark.formal
 def test_cli_minimize_prints_counts_and_proves(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["--nin", "64", "--nout", "80", "--ntap", "dense", "--seed", "1", "--minimize",

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..container import FLATTEN, Container
+from ..topology import BATCHNORM_TENSORS, OPS
 from ..xor_config import XorConfig
 from .layers import (ActivationQuantizer, BinaryConv2d, BinaryLinear, FlexorConv2d,
                      FlexorLinear, FullConv2d, FullLinear)
@@ -159,6 +160,36 @@ class _BatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"batchnorm expects (N, C, ...), not {tuple(input.shape)}")
 
 
+def _push(net, op, x, stack):
+    stack.append(x)
+    return x
+
+
+def _add_shortcut(net, op, x, stack):
+    shortcut = stack.pop()[:, :, ::op["stride"], ::op["stride"]]
+    pad = op["pad_channels"]
+    return x + F.pad(shortcut, (0, 0, 0, 0, pad, pad))
+
+
+#: The torch function ``(net, op, x, stack) -> x`` of every operation of
+#: :data:`flexor.topology.OPS`, in which the NumPy one and the shape rule live.
+TORCH_OPS = {
+    "reshape": lambda net, op, x, stack: x.reshape((x.shape[0],) + tuple(op["shape"])),
+    "linear": lambda net, op, x, stack: net.weights[op["layer"]](x),
+    "conv2d": lambda net, op, x, stack: net.weights[op["layer"]](x),
+    "batchnorm": lambda net, op, x, stack: net.norms[op["name"]](x),
+    "relu": lambda net, op, x, stack: F.relu(x),
+    "maxpool2d": lambda net, op, x, stack: F.max_pool2d(x, op["kernel"]),
+    "flatten": lambda net, op, x, stack: x.flatten(1),
+    "global_avgpool": lambda net, op, x, stack: x.mean(dim=(2, 3)),
+    "push": _push,
+    "add_shortcut": _add_shortcut,
+    "quantize": lambda net, op, x, stack: net.quantizers[op["name"]](x),
+}
+if TORCH_OPS.keys() != OPS.keys():
+    raise ImportError(f"TORCH_OPS and flexor.topology.OPS differ in "
+                      f"{sorted(OPS.keys() ^ TORCH_OPS.keys())}")
+
 _CLASSES = {("fp", "linear"): FullLinear, ("fp", "conv2d"): FullConv2d,
             ("bwn", "linear"): BinaryLinear, ("bwn", "conv2d"): BinaryConv2d,
             ("flexor", "linear"): FlexorLinear, ("flexor", "conv2d"): FlexorConv2d}
@@ -209,31 +240,9 @@ class OpNet(nn.Module):
     def forward(self, x):
         stack = []
         for op in self.arch.ops:
-            name = op["op"]
-            if name == "reshape":
-                x = x.reshape((x.shape[0],) + tuple(op["shape"]))
-            elif name in ("linear", "conv2d"):
-                x = self.weights[op["layer"]](x)
-            elif name == "batchnorm":
-                x = self.norms[op["name"]](x)
-            elif name == "relu":
-                x = F.relu(x)
-            elif name == "quantize":
-                x = self.quantizers[op["name"]](x)
-            elif name == "maxpool2d":
-                x = F.max_pool2d(x, op["kernel"])
-            elif name == "flatten":
-                x = x.flatten(1)
-            elif name == "global_avgpool":
-                x = x.mean(dim=(2, 3))
-            elif name == "push":
-                stack.append(x)
-            elif name == "add_shortcut":
-                shortcut = stack.pop()[:, :, ::op["stride"], ::op["stride"]]
-                pad = op["pad_channels"]
-                x = x + F.pad(shortcut, (0, 0, 0, 0, pad, pad))
-            else:
-                raise ValueError(f"unknown topology operation {name!r}")
+            if op["op"] not in TORCH_OPS:
+                raise ValueError(f"unknown topology operation {op['op']!r}")
+            x = TORCH_OPS[op["op"]](self, op, x, stack)
         return x
 
     def export(self, metadata):
@@ -249,8 +258,8 @@ class OpNet(nn.Module):
                   for spec, module in zip(self.arch.layers, self.weights)]
         tensors = {}
         for name, norm in self.norms.items():
-            for part, value in (("mean", norm.running_mean), ("var", norm.running_var),
-                                ("weight", norm.weight), ("bias", norm.bias)):
+            for part, value in zip(BATCHNORM_TENSORS, (norm.running_mean, norm.running_var,
+                                                       norm.weight, norm.bias)):
                 tensors[f"{name}.{part}"] = value.detach().cpu().numpy().astype("float32")
         for name, quantizer in self.quantizers.items():
             tensors[f"{name}.scale"] = quantizer.scale_array()
@@ -362,8 +371,8 @@ def from_container(container):
             if layer.bias is not None:
                 module.bias.copy_(torch.from_numpy(layer.bias))
         for name, norm in net.norms.items():
-            for part, target in (("mean", norm.running_mean), ("var", norm.running_var),
-                                 ("weight", norm.weight), ("bias", norm.bias)):
+            for part, target in zip(BATCHNORM_TENSORS, (norm.running_mean, norm.running_var,
+                                                        norm.weight, norm.bias)):
                 target.copy_(torch.from_numpy(container.tensors[f"{name}.{part}"]))
         for name, quantizer in net.quantizers.items():
             quantizer.scale.copy_(torch.from_numpy(container.tensors[f"{name}.scale"]))
