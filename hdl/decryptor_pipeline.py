@@ -5,10 +5,10 @@ network. Structure::
     desc ─> intake ─> desc queue ─> planner ─> beat queue ─┐ fire
     data ───────────────────────> word FIFO ───────────────┴──> snapshot ─> lanes ─> XOR ─> out
 
-* The **intake** (two entries, so ``desc.ready`` is a register) keeps the halves of the
-  descriptor's tests that one gate gives; the **desc queue** (two entries) completes them as
-  each descriptor enters (zero chunks, index out of range, first beat's size and final flags),
-  so no 32-bit test lies behind a handshake. Its head is dispatched: a good layer to the
+* The **intake** register keeps the halves of the descriptor's tests that one gate gives; the
+  **desc queue** (two entries) completes them as each descriptor enters (zero chunks, index
+  out of range, first beat's size and final flags), so no 32-bit test lies behind a
+  handshake; ``desc.ready`` is one gate of registers. Its head is dispatched: a good layer to the
   planner and a ``keep`` entry to the *kind queue*, a bad index with chunks to the kind queue
   as ``skip``, a zero-chunk descriptor nowhere (both set their sticky ``error`` bit).
 * The **word FIFO** holds whole memory words in fixed slots (no placing shifter): the data side
@@ -120,31 +120,26 @@ def elaborate_pipelined(dut):
                     m.d.comb += need.eq(count * xor_config.nin)
         return need
 
-    # Intake: the descriptor as it came, plus the halves of its tests that one level of logic
-    # gives (which nibbles of `chunks` are non-zero, the low bits' compares with lanes,
-    # 2 * lanes, 3 * lanes, the index check), so that the full tests are shallow too. It is a
-    # two-entry queue so that `desc.ready` is a register: as a single register it was a gate
-    # after the queues' state, and it enables some 50 flip-flops (on the iCE40 through a
-    # global buffer, which made it the critical path).
+    # Intake register: the descriptor as it came, plus the halves of its tests that one level
+    # of logic gives (which nibbles of `chunks` are non-zero, the low bits' compares with
+    # lanes, 2 * lanes, 3 * lanes, the index check), so that the full tests are shallow too.
     payload = dut.desc.payload
     low_bits = 4 * -(-bits_for(3 * lanes) // 4)          # whole nibbles
+    r_valid = Signal()
+    r_chunks = Signal(CHUNKS_BITS, reset_less=True)
+    r_config = Signal(config_shape, reset_less=True)
+    r_nibbles = Signal(CHUNKS_BITS // 4, reset_less=True)   # nibble n of chunks is non-zero
+    r_low = Signal(3, reset_less=True)                      # chunks[:low_bits] <= (j+1) * lanes
+    r_config_ok = Signal(reset_less=True)
     moves = Signal()
-    desc_in_ready, r_valid, r, _, _ = _queue2(
-        m, "intake",
-        {"chunks": CHUNKS_BITS, "config": config_shape,
-         "nibbles": CHUNKS_BITS // 4,                    # nibble n of chunks is non-zero
-         "low": 3,                                       # chunks[:low_bits] <= (j + 1) * lanes
-         "config_ok": 1},
-        dut.desc.valid,
-        {"chunks": payload.chunks, "config": payload.config,
-         "nibbles": Cat(payload.chunks.word_select(n, 4) != 0
-                        for n in range(CHUNKS_BITS // 4)),
-         "low": Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3)),
-         "config_ok": _at_most(payload.config, len(configs) - 1)},
-        moves)
-    m.d.comb += dut.desc.ready.eq(desc_in_ready)
-    r_chunks, r_config, r_nibbles, r_low, r_config_ok = \
-        r.chunks, r.config, r.nibbles, r.low, r.config_ok
+    m.d.comb += dut.desc.ready.eq(~r_valid | moves)
+    with m.If(dut.desc.ready):
+        m.d.sync += [r_valid.eq(dut.desc.valid), r_chunks.eq(payload.chunks),
+                     r_config.eq(payload.config),
+                     r_nibbles.eq(Cat(payload.chunks.word_select(n, 4) != 0
+                                      for n in range(CHUNKS_BITS // 4))),
+                     r_low.eq(Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3))),
+                     r_config_ok.eq(_at_most(payload.config, len(configs) - 1))]
     # The planner's chunk counter keeps `counter_bits` low bits in binary and the rest in
     # nibble digits whose borrows ripple one digit per cycle: no carry chain of 32 bits.
     counter_bits = max(low_bits, 4 * -(-bits_for(16 * lanes - 1) // 4))
