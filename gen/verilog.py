@@ -60,10 +60,11 @@ def to_verilog(component, top):
     ``Switch`` on a register that stays 0, say) leaves its outputs X in an event-driven
     simulator. Yosys guards against that with a trigger register initialised to 0, but
     SystemVerilog initialisers raise no event (Icarus with ``-g2012``, as cocotb runs it), so
-    the block never runs there (it did run in Amaranth's simulator and in Verilator). This
-    runs the same Yosys with a full ``proc`` instead: every process becomes multiplexers, and
-    the text has only continuous assignments and clocked blocks, evaluated from time 0 in
-    every simulator and language mode.
+    the block never runs there (Amaranth's simulator and Verilator evaluate such logic from the
+    start). This runs the same Yosys with a full ``proc`` instead: every process becomes
+    multiplexers, and the text has only continuous assignments and clocked blocks, evaluated
+    from time 0 in every simulator and language mode. (Without ``-norename``: Icarus takes the
+    escaped ``\\$procmux`` names of the multiplexer functions for system functions.)
     """
     text = rtlil.convert(component, name=top, emit_src=False)
     # The version bound is the one amaranth.back.verilog asks for.
