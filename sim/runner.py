@@ -140,7 +140,10 @@ def run_testbench(*, sources, top, test_module, build_dir, simulator="icarus", e
     check_simulator(simulator)
     build_dir = prepare_build_dir(build_dir)
     runner = get_runner(simulator)
-    build_args = ["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else list(icarus_args)
+    # One C++ file (--output-split 0): split models use precompiled headers, whose include flag
+    # the PyPI wheel's verilated.mk leaves empty (CFG_CXXFLAGS_PCH_I), so g++ fails on them.
+    build_args = (["-Wno-fatal", "-Wno-WIDTH", "--output-split", "0"] if simulator == "verilator"
+                  else list(icarus_args))
     project_root = str(Path(__file__).resolve().parent.parent)
     test_env = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root,
                                                             os.environ.get("PYTHONPATH")]))}

@@ -64,7 +64,7 @@ def random_layers(rng, configs, width):
 
 
 @pytest.mark.parametrize("run", range(RUNS))
-def test_random_decryptor_random_traffic(tmp_path, run, request):
+def test_random_decryptor_random_traffic(tmp_path, run):
     seed = 7000 + run
     rng = np.random.default_rng(seed)
     configs = random_configs(rng)
@@ -76,9 +76,6 @@ def test_random_decryptor_random_traffic(tmp_path, run, request):
     # Inside the first pass: it takes at least max(beats, words) cycles (one of each a cycle).
     reset_at = int(rng.integers(10, max(11, len(packed.beats), len(packed.words))))
     pipeline = bool(rng.integers(2))  # drawn last: the other draws of a seed stay as they were
-    if pipeline:
-        # See PIPELINED_VERILOG_BUG in tests/test_decryptor_rtl.py.
-        request.applymarker(pytest.mark.xfail(reason="pipelined Verilog on Icarus (unresolved)"))
     verilog = str(tmp_path / "decryptor.v")
     write_files_atomically(decryptor_files(configs, verilog, width=width, lanes=lanes,
                                            pipeline=pipeline))

@@ -33,14 +33,8 @@ def make_layers(configs, width, lanes, seed):
     return [(k, c, rng.integers(0, 2, (c, configs[k].nin), dtype=np.uint8)) for k, c in counts]
 
 
-#: KNOWN FAILURE, unresolved: since the intake-register rework (commit "Pipelined decryptor:
-#: intake register ..."), the pipelined variant's generated Verilog delivers no beats in some
-#: of these Icarus runs, while Amaranth's simulator (tests/test_decryptor.py) and the formal
-#: checks (tests/test_formal.py) pass on the same design. Marked xfail so it stays visible.
-PIPELINED_VERILOG_BUG = pytest.mark.xfail(reason="pipelined Verilog delivers no beats on Icarus "
-                                                 "in some runs (unresolved)")
 PIPELINE = pytest.mark.parametrize(
-    "pipeline", [False, pytest.param(True, marks=PIPELINED_VERILOG_BUG)],
+    "pipeline", [False, True],
     ids=["plain", "pipelined"])
 
 
@@ -112,12 +106,13 @@ def test_first_beat_comes_when_the_sidecar_says(tmp_path, capsys, name, pipeline
         assert result["beat_cycles"][0] - result["word_cycles"][0] == measured
 
 
-def test_verilator_under_stalls_and_reset(tmp_path):
+@PIPELINE
+def test_verilator_under_stalls_and_reset(tmp_path, pipeline):
     try:
         check_simulator("verilator")
     except SimulatorMissing as error:
         pytest.skip(str(error))
     nins, width, lanes, stall, reset_at = CASES["mixed-nin-over-width"]
-    configs, verilog = generate(tmp_path, nins, width, lanes)
+    configs, verilog = generate(tmp_path, nins, width, lanes, pipeline)
     check_decryptor(verilog, make_layers(configs, width, lanes, seed=5), seed=5, stall=stall,
                     reset_at=reset_at, simulator="verilator", build_dir=tmp_path / "verilator")

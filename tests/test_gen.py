@@ -7,10 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from flexor import XorConfig
 from flexor.cli import run_cli
 from gen.__main__ import main
+from gen.verilog import to_verilog
+from sim.runner import SimulatorMissing, check_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,3 +159,42 @@ def test_help_names_every_option_with_its_default():
     for text in ("--nin", "--nout", "--ntap", "(default: 2)", "--seed", "(default: 0)",
                  "--matrix", "--top", "(default: xor_decoder", "--registered", "-o"):
         assert text in result.stdout
+
+
+class _StuckSwitch(wiring.Component):
+    """A combinational output set under a ``Switch`` on a register that never leaves its
+    initial value: what the pipelined decryptor's ``need`` of a one-configuration table is."""
+
+    y: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        config = Signal()
+        m.d.sync += config.eq(config)
+        with m.Switch(config):
+            with m.Case(0):
+                m.d.comb += self.y.eq(5)
+        return m
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("generation", ["-g2012", "-g2005"])
+def test_logic_under_a_switch_on_a_constant_register_is_defined_in_icarus(tmp_path, generation):
+    """Amaranth's own ``verilog.convert`` writes such logic as an ``always @*`` block that Icarus
+    never runs under ``-g2012`` (cocotb's mode), so ``y`` stays X there; ``to_verilog`` must
+    give text that every simulator evaluates from time 0."""
+    try:
+        check_simulator("icarus")
+    except SimulatorMissing as error:
+        pytest.skip(str(error))
+    (tmp_path / "top.v").write_text(to_verilog(_StuckSwitch(), "stuck"))
+    (tmp_path / "tb.v").write_text(
+        "module tb; reg clk = 0, rst = 0; wire [3:0] y;\n"
+        "  stuck dut(.clk(clk), .rst(rst), .y(y));\n"
+        "  initial begin #1 $display(\"y=%b\", y); clk = 1; #1 $display(\"y=%b\", y); end\n"
+        "endmodule\n")
+    subprocess.run(["iverilog", generation, "-o", "sim", "-s", "tb", "tb.v", "top.v"],
+                   cwd=tmp_path, check=True)
+    shown = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
+                           text=True).stdout.split()
+    assert shown == ["y=0101", "y=0101"]
