@@ -4,13 +4,7 @@ from flexor.stream import layers_to_json
 
 from .runner import run_generated
 
-__all__ = ["ICARUS_ARGS", "check_engine"]
-
-#: Icarus must read Amaranth's Verilog as Verilog-2005: under its default -g2012, declaration
-#: initializers raise no event at time 0, so an ``always @*`` block that reads only registers
-#: still at their initial value never runs and its outputs stay x (seen with the engine's
-#: per-layer constants, which depend on the layer register alone).
-ICARUS_ARGS = ("-g2005",)
+__all__ = ["check_engine"]
 
 
 def check_engine(verilog, network, images, *, simulator="icarus", seed=0, stall=None,
@@ -25,5 +19,4 @@ def check_engine(verilog, network, images, *, simulator="icarus", seed=0, stall=
     stimulus = {"layers": layers_to_json(network.stream_layers()),
                 "images": [[int(p) for p in image] for image in images], "seed": seed,
                 "stall": stall or {}, "reset_at": reset_at}
-    run_generated(verilog, "sim.tb_engine", stimulus, build_dir=build_dir, simulator=simulator,
-                  icarus_args=ICARUS_ARGS)
+    run_generated(verilog, "sim.tb_engine", stimulus, build_dir=build_dir, simulator=simulator)
