@@ -11,6 +11,7 @@ from flexor.cli import (
     nonnegative_int,
     output_file,
     positive_int,
+    refusals,
     run_cli,
     write_files_atomically,
 )
@@ -232,8 +233,9 @@ def decryptor_main(args):
     configs = decryptor_configs(args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
-                            pipeline=args.pipeline, minimize=args.minimize)
+    with refusals():
+        files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
+                                pipeline=args.pipeline, minimize=args.minimize)
     write_files_atomically(files, inputs=input_files(args))
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
@@ -255,7 +257,8 @@ def engine_main(args):
     network = StreamedNetwork.from_container(Container.load(args.weights))
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
+    with refusals():
+        files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
     write_files_atomically(files, inputs=input_files(args))
     shape = "-".join(str(n) for n in [network.program.inputs] +
                      [layer.outputs for layer in network.program.layers])
