@@ -24,7 +24,7 @@ from .build import (
     parse_build_reports,
     program_board,
 )
-from .image import MemoryTooSmall, WeightImage, container_layers, word_width
+from .image import WeightImage, container_layers, word_width
 from .platforms import BOARDS, board_by_name
 from .report import parse_report
 from .simulate import simulate_selftest

@@ -137,7 +137,7 @@ def main(argv=None):
     directory = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(directory):  # fail before training, not after
         raise CliError(f"output directory {os.path.dirname(args.output) or '.'!r} does "
-                         f"not exist")
+                       f"not exist")
     if os.path.isdir(args.output):
         raise CliError(f"output {args.output!r} is a directory, not a file")
     name = args.recipe or f"{args.dataset}-{args.model}"
