@@ -15,6 +15,7 @@ from flexor.cli import (CliError, CliParser, nonnegative_int, positive_int, refu
                         write_files_atomically)
 from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS
 from flexor.errors import UserError
+from flexor.stream import check_stream_parameters
 
 from .build import (
     TOOLCHAINS,
@@ -116,8 +117,9 @@ def load_image(path, lanes):
     from flexor.container import Container  # only the build needs the container format
 
     configs, layers = container_layers(Container.load(path))
-    with refusals():    # a lane count the decryptor refuses
-        return WeightImage.build(configs, layers, width=word_width(configs, lanes))
+    with refusals():    # a lane count the decryptor refuses, before it is built
+        configs, width, _ = check_stream_parameters(configs, word_width(configs, lanes), lanes)
+    return WeightImage.build(configs, layers, width=width)
 
 
 def load_network(path):

@@ -95,9 +95,11 @@ def print_inference(args, run):
 
 
 @contextlib.contextmanager
-def _failures_as_errors():
-    """A failed testbench or an unusable path (e.g. a --build-dir that is a file) as one error
-    line; user errors (a missing simulator, a bad container) are one already."""
+def _checked_run(args):
+    """Check the parameters (:func:`check_parameters`), then run the block with a failed
+    testbench or an unusable path (e.g. a --build-dir that is a file) as one error line; user
+    errors (a missing simulator, a bad container) are one already."""
+    check_parameters(args)
     try:
         yield
     except TestbenchFailed as error:
@@ -125,8 +127,7 @@ def infer_main(args):
     args.simulator = args.simulator or "verilator"
     if args.waves:
         raise CliError("--waves applies to the decryptor run, not --infer")
-    check_parameters(args)
-    with _failures_as_errors():
+    with _checked_run(args):
         run = run_inference(args.weights, args.build_dir, count=args.count, width=args.width,
                             lanes=args.lanes, simulator=args.simulator, stall=args.stall,
                             seed=args.seed)
@@ -144,8 +145,7 @@ def main(argv=None):
         return infer_main(args)
     args.weights = args.weights or str(DIGITS_WEIGHTS)
     args.simulator = args.simulator or "icarus"
-    check_parameters(args)
-    with _failures_as_errors():
+    with _checked_run(args):
         run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
                           simulator=args.simulator, stall=args.stall, seed=args.seed,
                           waves=args.waves)
