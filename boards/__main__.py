@@ -13,7 +13,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from flexor.cli import (CliError, CliParser, nonnegative_int, positive_int, refusals, run_cli,
                         write_files_atomically)
-from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS
+from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS, Container
 from flexor.errors import UserError
 from flexor.stream import check_stream_parameters
 
@@ -114,8 +114,6 @@ def list_boards():
 
 def load_image(path, lanes):
     """The :class:`WeightImage` of a container file."""
-    from flexor.container import Container  # only the build needs the container format
-
     configs, layers = container_layers(Container.load(path))
     with refusals():    # a lane count the decryptor refuses, before it is built
         configs, width, _ = check_stream_parameters(configs, word_width(configs, lanes), lanes)
@@ -124,8 +122,6 @@ def load_image(path, lanes):
 
 def load_network(path):
     """The :class:`flexor.network.StreamedNetwork` of a container file (classify)."""
-    from flexor.container import Container
-
     return streamed_network(Container.load(path))
 
 
@@ -352,7 +348,6 @@ def _build_error(error, build_dir):
 def classify(args):
     """Send test images to the board, print accuracy, agreement with the integer model and
     speed; status 1 when any answer differs from the integer model."""
-    from flexor.container import Container
     from flexor.datasets import load_dataset, pixels
     from flexor.integer import IntegerProgram
 
