@@ -11,19 +11,21 @@ from pathlib import Path
 
 from amaranth.hdl import UnusedElaboratable
 
-from flexor.cli import (CliError, CliParser, nonnegative_int, positive_int, run_cli,
+from flexor.cli import (CliError, CliParser, nonnegative_int, positive_int, refusals, run_cli,
                         write_files_atomically)
+from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS, Container
+from flexor.errors import UserError
+from flexor.stream import check_stream_parameters
 
 from .build import (
     TOOLCHAINS,
-    ToolMissing,
     bitstream_path,
     build_environment,
     build_bitstream,
     parse_build_reports,
     program_board,
 )
-from .image import MemoryTooSmall, WeightImage, container_layers, word_width
+from .image import WeightImage, container_layers, word_width
 from .platforms import BOARDS, board_by_name
 from .report import parse_report
 from .simulate import simulate_selftest
@@ -34,11 +36,10 @@ from .protocol import answer_length, request_length
 from .top import BoardTop
 
 PROG = "python -m boards"
-_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 #: The trained container the self-test decrypts by default.
-DEFAULT_WEIGHTS = _WEIGHTS / "digits_mlp_0p8.npz"
+DEFAULT_WEIGHTS = DIGITS_WEIGHTS
 #: The shipped Fashion-MNIST container the classify application runs by default.
-DEFAULT_CLASSIFY_WEIGHTS = _WEIGHTS / "fmnist_mlp.npz"
+DEFAULT_CLASSIFY_WEIGHTS = FMNIST_WEIGHTS
 APPS = ("selftest", "classify")
 
 
@@ -113,16 +114,14 @@ def list_boards():
 
 def load_image(path, lanes):
     """The :class:`WeightImage` of a container file."""
-    from flexor.container import Container  # only the build needs the container format
-
     configs, layers = container_layers(Container.load(path))
-    return WeightImage.build(configs, layers, width=word_width(configs, lanes))
+    with refusals():    # a lane count the decryptor refuses, before it is built
+        configs, width, _ = check_stream_parameters(configs, word_width(configs, lanes), lanes)
+    return WeightImage.build(configs, layers, width=width)
 
 
 def load_network(path):
     """The :class:`flexor.network.StreamedNetwork` of a container file (classify)."""
-    from flexor.container import Container
-
     return streamed_network(Container.load(path))
 
 
@@ -258,8 +257,9 @@ def simulate_classify(args):
 
     board = board_by_name(args.board)
     network = load_network(args.weights)
-    app = ClassifyApp(network=network, lanes=args.lanes, divisor=SIMULATION_DIVISOR,
-                      engine_options=engine_options(board, network))
+    with refusals():    # a lane count the engine refuses
+        app = ClassifyApp(network=network, lanes=args.lanes, divisor=SIMULATION_DIVISOR,
+                          engine_options=engine_options(board, network))
     try:
         executable = build_simulator(app, args.build_dir or "build/pty-sim")
     except subprocess.CalledProcessError as error:
@@ -298,9 +298,12 @@ def _prepare_top(args, board):
         build_environment(board, args.toolchain)
         return BoardTop(image=image, lanes=args.lanes, leds=board.leds), image
     network = load_network(args.weights)
-    classify_image(network, args.lanes).check_fits(board)
+    with refusals():    # a lane count the decryptor refuses
+        image = classify_image(network, args.lanes)
+    image.check_fits(board)
     build_environment(board, args.toolchain)
-    top = ClassifyTop(network=network, lanes=args.lanes, board=board, baud=args.baud)
+    with refusals():    # a lane count or baud rate the engine or the UART refuses
+        top = ClassifyTop(network=network, lanes=args.lanes, board=board, baud=args.baud)
     check_classify_fits(board, top.app.image, top.app.engine)     # the engine's buffers too
     return top, top.app.image
 
@@ -333,8 +336,6 @@ def build(args):
 
 def _build_error(error, build_dir):
     """The one-line error a failed build reports (the error itself when it is one already)."""
-    if isinstance(error, ToolMissing):
-        return CliError(str(error))
     if isinstance(error, subprocess.CalledProcessError):
         return CliError(f"the build failed ({error.cmd[-1]} exited with status "
                         f"{error.returncode}); the tools' logs are in {build_dir}, -v shows "
@@ -347,7 +348,6 @@ def _build_error(error, build_dir):
 def classify(args):
     """Send test images to the board, print accuracy, agreement with the integer model and
     speed; status 1 when any answer differs from the integer model."""
-    from flexor.container import Container
     from flexor.datasets import load_dataset, pixels
     from flexor.integer import IntegerProgram
 
@@ -413,7 +413,10 @@ def main(argv=None):
         build_dir = Path(args.build_dir or Path("build") / f"{board.name}{suffix}")
         try:
             program_board(board, build_dir)
-        except (ToolMissing, RuntimeError) as error:
+        except RuntimeError as error:
+            if isinstance(error, UserError):    # no programmer: a ToolMissing says so itself
+                raise
+            # The programmer failed (no board attached, most often).
             raise CliError(str(error)) from None
         print(f"programmed {board.name} with {bitstream_path(board, build_dir)}")
         return 0

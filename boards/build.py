@@ -21,9 +21,11 @@ from pathlib import Path
 
 from amaranth.build.run import LocalBuildProducts
 
+from flexor.errors import InputError, ToolMissing
+
 from .platforms import FAMILIES
 
-__all__ = ["TOOLCHAINS", "ToolMissing", "build_bitstream", "parse_build_reports",
+__all__ = ["TOOLCHAINS", "build_bitstream", "parse_build_reports",
            "program_board", "bitstream_path", "DESIGN_NAME"]
 
 
@@ -41,10 +43,6 @@ TOOLCHAINS = {
 
 #: Name of the top-level design, and so of every build product (``top.bin``, ``top.tim``, ...).
 DESIGN_NAME = "top"
-
-
-class ToolMissing(RuntimeError):
-    """A tool the build or the programmer needs is not installed; the message says which."""
 
 
 def _resolve(tool, env):
@@ -128,9 +126,9 @@ def parse_build_reports(board, build_dir):
         (f"{names['ram']} utilisation", names["ram"] in utilisation),
         ("a Max frequency line", frequencies)) if not present]
     if missing:
-        raise ValueError(f"{nextpnr_log}: no {' and no '.join(missing)}")
+        raise InputError(f"{nextpnr_log}: no {' and no '.join(missing)}")
     if "Printing statistics." not in yosys:
-        raise ValueError(f"{yosys_log}: no cell statistics")
+        raise InputError(f"{yosys_log}: no cell statistics")
     last_fmax = nextpnr[nextpnr.rfind("Max frequency for clock"):].splitlines()[0]
     return {
         "logic_cells": utilisation[names["logic"]],
@@ -149,7 +147,7 @@ def _read(path):
     try:
         return Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file (did the build finish?)") from None
+        raise InputError(f"{path}: no such file (did the build finish?)") from None
 
 
 def bitstream_path(board, build_dir):
@@ -160,12 +158,13 @@ def bitstream_path(board, build_dir):
 def program_board(board, build_dir):
     """Flash the bitstream built in ``build_dir`` through the platform's ``toolchain_program``.
 
-    Raises ``ValueError`` when there is no bitstream, :class:`ToolMissing` when the programmer
+    Raises :class:`~flexor.errors.InputError` when there is no bitstream,
+    :class:`~flexor.errors.ToolMissing` when the programmer
     is not installed, and ``RuntimeError`` when it fails (no board attached, most often).
     """
     bitstream = bitstream_path(board, build_dir)
     if not bitstream.is_file():
-        raise ValueError(f"no bitstream {bitstream}: run `python -m boards build --board "
+        raise InputError(f"no bitstream {bitstream}: run `python -m boards build --board "
                          f"{board.name}` first")
     variable, default, install = board.family.programmer
     command = os.environ.get(variable, default)

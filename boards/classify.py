@@ -19,6 +19,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
+from flexor.errors import InputError
 from flexor.integer import IntegerProgram
 from flexor.network import StreamedLayer, StreamedNetwork
 from hdl.engine import InferenceEngine
@@ -45,7 +46,7 @@ def streamed_network(container):
     for step, integer in zip(container.integer, program.layers):
         layer = container.layers[step.layer]
         if layer.flatten != "tiled" or len(layer.planes) != 1:
-            raise ValueError(f"layer {layer.name}: the engine needs one bit-plane in the tiled "
+            raise InputError(f"layer {layer.name}: the engine needs one bit-plane in the tiled "
                              f"order, not {len(layer.planes)} in {layer.flatten!r}")
         layers.append(StreamedLayer(config=layer.planes[0].config, tile=layer.tile,
                                     bits=layer.planes[0].bits, integer=integer))

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flexor import decrypt
+from flexor.errors import InputError
 from flexor.stream import WORD_WIDTHS, as_layer, check_stream_parameters, pack_stream
 
 from .crc import chunk_crc32
@@ -19,7 +20,7 @@ from .platforms import ram_blocks
 __all__ = ["WeightImage", "MemoryTooSmall", "word_width", "container_layers"]
 
 
-class MemoryTooSmall(ValueError):
+class MemoryTooSmall(InputError):
     """The weights do not fit in the board's block RAM; the message gives both sizes."""
 
 
@@ -41,7 +42,7 @@ def container_layers(container):
     layers = [(plane.config, plane.chunks, plane.packed)
               for layer in container.layers for plane in layer.planes]
     if not layers:
-        raise ValueError("the container has no encrypted (xor) layers to decrypt")
+        raise InputError("the container has no encrypted (xor) layers to decrypt")
     return list(container.configs), layers
 
 
@@ -78,7 +79,7 @@ class WeightImage(NamedTuple):
         configs, width, _ = check_stream_parameters(configs, width, 1)
         layers = [as_layer(configs, layer) for layer in layers]
         if not layers:
-            raise ValueError("layers must hold at least one layer")
+            raise InputError("layers must hold at least one layer")
         # The output beats pack_stream also computes are not needed here.
         packed = pack_stream(configs, layers, width=width, lanes=1)
         decrypted = np.concatenate([decrypt(configs[layer.config], layer.bits)

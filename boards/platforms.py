@@ -14,6 +14,8 @@ import functools
 import importlib
 from typing import NamedTuple
 
+from flexor.errors import InputError
+
 __all__ = ["Family", "FAMILIES", "Board", "BOARDS", "board_by_name", "ram_blocks"]
 
 
@@ -167,7 +169,7 @@ BOARDS = {board.name: board for board in [
 def board_by_name(name):
     """The :class:`Board` called ``name``; ``ValueError`` listing the known ones otherwise."""
     if name not in BOARDS:
-        raise ValueError(f"unknown board {name!r}; supported boards: {', '.join(BOARDS)}")
+        raise InputError(f"unknown board {name!r}; supported boards: {', '.join(BOARDS)}")
     return BOARDS[name]
 
 

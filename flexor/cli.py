@@ -1,6 +1,7 @@
 """Command-line plumbing shared by every entry point: one-line errors and all-or-nothing writes."""
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -10,7 +11,7 @@ import warnings
 from .errors import UserError
 
 __all__ = ["CliParser", "positive_int", "nonnegative_int", "output_file", "write_files_atomically",
-           "run_cli"]
+           "refusals", "run_cli"]
 
 
 class CliError(UserError):
@@ -97,6 +98,23 @@ def write_files_atomically(contents, *, inputs=()):
                 os.unlink(temporary)
 
 
+@contextlib.contextmanager
+def refusals():
+    """Report the ``ValueError``/``TypeError`` by which the call in the ``with`` block refuses
+    its parameters as a :class:`CliError`.
+
+    Only for calls whose documented refusal is one of those (a constructor checking a width or
+    a lane count the command line passed on): anywhere else they are bugs and keep their
+    traceback.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        if isinstance(error, UserError):
+            raise
+        raise CliError(str(error)) from None
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -106,11 +124,12 @@ def _umask():
 def run_cli(prog, main, argv=None):
     """Run ``main(argv)`` and turn user errors into one ``prog: error: ...`` line and exit 2.
 
-    A :class:`~flexor.errors.UserError` (``CliError``, ``ContainerError``, ``ToolMissing``...)
-    and running out of memory (a ``ulimit``) are the user's to fix, and so, for now, are
-    ``ValueError`` and ``TypeError``: input files, data sets, recipes and the boards still report
-    bad input that way. Anything else is a bug and keeps its traceback. A
-    :class:`~flexor.xor_config.RankWarning` is printed as one ``prog: warning: ...`` line once ``main`` has succeeded, and not at all when it fails (the
+    A :class:`~flexor.errors.UserError` (``CliError``, ``InputError``, ``ContainerError``,
+    ``ToolMissing``...) and running out of memory (a ``ulimit``) are the user's to fix; anything
+    else, a plain ``ValueError`` or ``TypeError`` included, is a bug and keeps its traceback
+    (:func:`refusals` turns a parameter refusal into a ``CliError`` where a CLI passes
+    arguments on). A :class:`~flexor.xor_config.RankWarning` is printed as one
+    ``prog: warning: ...`` line once ``main`` has succeeded, and not at all when it fails (the
     error is then the only line).
     """
     from .xor_config import RankWarning
@@ -119,7 +138,7 @@ def run_cli(prog, main, argv=None):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RankWarning)
             status = main(argv)
-    except (UserError, ValueError, TypeError) as error:
+    except UserError as error:
         # One line even when the message quotes an argument with a line break in it.
         print(f"{prog}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["Split", "DIGITS", "FASHION_MNIST", "CIFAR10", "CIFAR10_MEAN", "CIFAR10_STD",
            "FASHION_MNIST_ROOT", "DATASETS", "load_dataset", "load_digits", "load_fashion_mnist",
            "load_cifar10", "pixels"]
@@ -68,14 +70,14 @@ def load_digits(spec=None):
     spec = dict(DIGITS if spec is None else spec)
     fraction = spec.get("test_fraction")
     if not isinstance(fraction, float) or not 0 < fraction < 1:
-        raise ValueError(f"digits test_fraction must be a float in (0, 1), not {fraction!r}")
+        raise InputError(f"digits test_fraction must be a float in (0, 1), not {fraction!r}")
     seed = spec.get("split_seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"digits split_seed must be a non-negative integer, not {seed!r}")
+        raise InputError(f"digits split_seed must be a non-negative integer, not {seed!r}")
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
-        raise ValueError("the digits data set needs scikit-learn (pip install scikit-learn)") \
+        raise InputError("the digits data set needs scikit-learn (pip install scikit-learn)") \
             from None
     data = sklearn_digits()
     x = (data.data / 16.0).astype(np.float32)
@@ -92,18 +94,18 @@ def _read_idx(path, magic):
         with gzip.open(path, "rb") as file:
             data = file.read()
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file (install the Debian package "
+        raise InputError(f"{path}: no such file (install the Debian package "
                          f"dataset-fashion-mnist, or point --data-root DIR at a folder holding "
                          f"the four IDX .gz files)") from None
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path}: not a gzipped IDX file ({error})") from None
+        raise InputError(f"{path}: not a gzipped IDX file ({error})") from None
     dims = magic & 0xFF
     header = 4 + 4 * dims
     if len(data) < header or int.from_bytes(data[:4], "big") != magic:
-        raise ValueError(f"{path}: not an IDX file of magic {magic}")
+        raise InputError(f"{path}: not an IDX file of magic {magic}")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
     if (dims == 3 and shape[1:] != (28, 28)) or len(data) != header + math.prod(shape):
-        raise ValueError(f"{path}: declares shape {shape} but holds {len(data) - header} bytes "
+        raise InputError(f"{path}: declares shape {shape} but holds {len(data) - header} bytes "
                          f"(images must be 28x28)")
     array = np.frombuffer(data, dtype=np.uint8, offset=header)
     return array.reshape(shape[0], -1) if dims == 3 else array
@@ -117,7 +119,7 @@ def load_fashion_mnist(root=None, spec=None):
     for split in ("train", "test"):
         images, labels = parts[f"x_{split}"], parts[f"y_{split}"]
         if len(images) != len(labels) or not len(labels) or labels.max() > 9:
-            raise ValueError(f"{root}: the {split} split needs as many labels (0..9) as "
+            raise InputError(f"{root}: the {split} split needs as many labels (0..9) as "
                              f"images, not {len(labels)} for {len(images)}")
     return Split(parts["x_train"].astype(np.float32) / np.float32(255),
                  parts["y_train"].astype(np.int64),
@@ -132,7 +134,7 @@ def pixels(inputs):
     values = np.rint(inputs.astype(np.float64) * 255)
     if values.size and (values.min() < 0 or values.max() > 255 or
                         np.abs(values / 255 - inputs).max() > 1e-6):
-        raise ValueError("inputs are not 8-bit pixels scaled by 1/255")
+        raise InputError("inputs are not 8-bit pixels scaled by 1/255")
     return values.astype(np.int64)
 
 
@@ -141,10 +143,10 @@ def _read_cifar_batch(path):
         with open(path, "rb") as file:
             batch = pickle.load(file, encoding="bytes")
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file (expected the CIFAR-10 python-version folder "
+        raise InputError(f"{path}: no such file (expected the CIFAR-10 python-version folder "
                          f"cifar-10-batches-py)") from None
     except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"{path}: not a CIFAR-10 batch ({error})") from None
+        raise InputError(f"{path}: not a CIFAR-10 batch ({error})") from None
     images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     return images, np.asarray(batch[b"labels"], dtype=np.int64)
 
@@ -158,7 +160,7 @@ def _normalize_cifar(images):
 def load_cifar10(root, spec=None):
     """CIFAR-10 from ``root`` (a ``cifar-10-batches-py`` folder or its parent)."""
     if root is None:
-        raise ValueError("cifar10 needs a data folder (--data-root DIR holding "
+        raise InputError("cifar10 needs a data folder (--data-root DIR holding "
                          "cifar-10-batches-py)")
     if os.path.isdir(os.path.join(root, "cifar-10-batches-py")):
         root = os.path.join(root, "cifar-10-batches-py")
@@ -183,4 +185,4 @@ def load_dataset(spec, root=None):
         return load_fashion_mnist(root, spec)
     if name == "cifar10":
         return load_cifar10(root, spec)
-    raise ValueError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})")
+    raise InputError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})")

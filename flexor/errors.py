@@ -5,11 +5,17 @@ line and exit status 2. A new user error derives from it, so that the entry poin
 catch it by name.
 """
 
-__all__ = ["UserError", "ToolMissing", "ContainerError"]
+__all__ = ["UserError", "InputError", "ToolMissing", "ContainerError"]
 
 
 class UserError(Exception):
     """Bad input (arguments, files, sizes) or a missing tool, reported as one line."""
+
+
+class InputError(UserError, ValueError):
+    """An input the user gave is unusable: a file, a data set, a recipe, a combination of
+    arguments, a design that does not fit. Also a ``ValueError``, which is what the library
+    functions that raise it document."""
 
 
 class ToolMissing(UserError, RuntimeError):

@@ -8,6 +8,8 @@ input of the flow is refused at once instead of blocking or exhausting memory.
 import os
 import stat
 
+from .errors import InputError
+
 __all__ = ["read_input_file"]
 
 
@@ -21,15 +23,15 @@ def read_input_file(path, *, limit):
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except OSError as error:
-        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
-            raise ValueError(f"{path}: is a directory, not a file")
+            raise InputError(f"{path}: is a directory, not a file")
         if not stat.S_ISREG(mode):
-            raise ValueError(f"{path}: not a regular file (a FIFO, device or socket)")
+            raise InputError(f"{path}: not a regular file (a FIFO, device or socket)")
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(descriptor, min(limit + 1 - size, 1 << 20))
@@ -38,10 +40,10 @@ def read_input_file(path, *, limit):
             chunks.append(chunk)
             size += len(chunk)
     except OSError as error:
-        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
     finally:
         os.close(descriptor)
     data = b"".join(chunks)
     if len(data) > limit:
-        raise ValueError(f"{path}: larger than {limit} bytes, more than any input of the flow")
+        raise InputError(f"{path}: larger than {limit} bytes, more than any input of the flow")
     return data

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .errors import InputError
 from .input_files import read_input_file
 from .parameters import check_int
 
@@ -205,15 +206,15 @@ class XorConfig:
         Raises ``ValueError`` when ``matrix`` is missing or disagrees with ``nin``/``nout``.
         """
         if not isinstance(data, dict) or "matrix" not in data:
-            raise ValueError("expected a JSON object with a 'matrix' key")
+            raise InputError("expected a JSON object with a 'matrix' key")
         ntap = data.get("ntap")
         config = cls(data["matrix"], ntap=ntap, seed=data.get("seed"))
         for key in ("nin", "nout"):
             if key in data and data[key] != getattr(config, key):
-                raise ValueError(f"'{key}' is {data[key]!r} but the matrix has "
+                raise InputError(f"'{key}' is {data[key]!r} but the matrix has "
                                  f"{getattr(config, key)}")
         if isinstance(ntap, int) and any(int(w) != ntap for w in config.matrix.sum(axis=1)):
-            raise ValueError(f"'ntap' is {ntap} but not every matrix row has {ntap} ones")
+            raise InputError(f"'ntap' is {ntap} but not every matrix row has {ntap} ones")
         return config
 
     def dumps(self):
@@ -236,7 +237,7 @@ class XorConfig:
                 return cls.from_matrix(value)
             return cls.from_dict(value)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{origin}: {error}") from None
+            raise InputError(f"{origin}: {error}") from None
 
     def __eq__(self, other):
         return (isinstance(other, XorConfig) and self._ntap == other._ntap
@@ -264,15 +265,15 @@ def load_matrix_file(path):
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except RecursionError:  # found by fuzzing: '[' * 100000 overflows the decoder's stack
-        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValueError as error:  # JSON syntax, bad UTF-8, integers past Python's digit limit
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise InputError(f"{path}: not valid JSON ({error})") from None
 
 
 def _unique_keys(pairs):
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+        raise InputError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
     return dict(pairs)
 
 

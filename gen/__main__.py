@@ -3,6 +3,7 @@
 import argparse
 import re
 import sys
+from typing import NamedTuple
 
 from flexor import XorConfig
 from flexor.cli import (
@@ -11,6 +12,7 @@ from flexor.cli import (
     nonnegative_int,
     output_file,
     positive_int,
+    refusals,
     run_cli,
     write_files_atomically,
 )
@@ -27,6 +29,31 @@ from .verilog import DEFAULT_TOP, decoder_files, sidecar_path
 #: Largest --nin / --nout of a bare decoder: beyond it generation time and memory grow out of
 #: proportion to any use (the decryptor's own limit, 64, is checked where it is built).
 MAX_DECODER_BITS = 1024
+
+
+class Top(NamedTuple):
+    """A Verilog top that ``python -m gen --<name>`` writes instead of the bare decoder."""
+
+    #: ``--help`` text of its flag.
+    help: str
+    #: Module name when ``--top`` is not given.
+    default_top: str
+    #: ``main(args)``: checks what only it reads, writes the files, returns the exit status.
+    main: object
+    #: Flags of the tops it contains (named when both are given).
+    holds: tuple = ()
+
+
+#: The tops besides the bare decoder, by flag, in ``--help`` order; :func:`top` adds one.
+TOPS = {}
+
+
+def top(name, **fields):
+    """Register the decorated ``main(args)`` as the generator of the ``--name`` top."""
+    def register(main):
+        TOPS[name] = Top(main=main, **fields)
+        return main
+    return register
 
 
 def decoder_bits(text):
@@ -69,13 +96,8 @@ def build_parser():
                              "valid/ready handshakes (default: combinational)")
     decryptor = parser.add_argument_group(
         "weight-streaming decryptor (see docs/stream-protocol.md)")
-    decryptor.add_argument("--decryptor", action="store_true",
-                           help="emit the decryptor with AXI4-Stream ports instead of the bare "
-                                "network; each --nin (seed + its position) or --matrix, in "
-                                "command-line order, is one configuration")
-    decryptor.add_argument("--engine", action="store_true",
-                           help="emit the inference engine (decryptor + datapath, "
-                                "docs/engine.md) for the integer program of --weights")
+    for name, kind in TOPS.items():
+        decryptor.add_argument(f"--{name}", action="store_true", help=kind.help)
     decryptor.add_argument("--weights", metavar="CONTAINER",
                            help="take the configuration table from an encrypted-weight "
                                 "container (instead of --nin/--matrix)")
@@ -190,20 +212,27 @@ def main(argv=None):
         return report_proof(check_decoder_file(args.check))
     if args.output is None:
         raise CliError("the following arguments are required: -o/--output (or --check)")
-    if args.decryptor and args.engine:
-        raise CliError("--decryptor and --engine exclude each other (the engine holds one)")
+    chosen = [name for name in TOPS if getattr(args, name)]
+    if len(chosen) > 1:
+        first, second = chosen[:2]
+        holder = second if first in TOPS[second].holds else \
+            first if second in TOPS[first].holds else None
+        raise CliError(f"--{first} and --{second} exclude each other" +
+                       (f" (the {holder} holds one)" if holder else ""))
+    kind = TOPS[chosen[0]] if chosen else None
     if args.top is None:
-        args.top = DEFAULT_ENGINE_TOP if args.engine else \
-            DEFAULT_DECRYPTOR_TOP if args.decryptor else DEFAULT_TOP
+        args.top = kind.default_top if kind else DEFAULT_TOP
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.top):
         raise CliError(f"--top must be a Verilog identifier, not {args.top!r}")
-    if args.decryptor:
-        return decryptor_main(args)
-    if args.engine:
-        return engine_main(args)
+    if kind:
+        for option in ("registered", "prove"):
+            if getattr(args, option):
+                raise CliError(f"--{option} applies to the bare decoder, not --{chosen[0]}")
+        return kind.main(args)
     for option in ("width", "lanes", "weights"):
         if getattr(args, option) is not None:
-            raise CliError(f"--{option} applies only with --decryptor or --engine")
+            raise CliError(f"--{option} applies only with "
+                           f"{' or '.join(f'--{name}' for name in TOPS)}")
     if args.pipeline:
         raise CliError("--pipeline applies only with --decryptor")
     options = [option for option, _ in args.config_specs]
@@ -225,15 +254,16 @@ def main(argv=None):
     return report_proof(proof) if args.prove else 0
 
 
+@top("decryptor", default_top=DEFAULT_DECRYPTOR_TOP,
+     help="emit the decryptor with AXI4-Stream ports instead of the bare network; each --nin "
+          "(seed + its position) or --matrix, in command-line order, is one configuration")
 def decryptor_main(args):
-    for option in ("registered", "prove"):
-        if getattr(args, option):
-            raise CliError(f"--{option} applies to the bare decoder, not --decryptor")
     configs = decryptor_configs(args)
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
-                            pipeline=args.pipeline, minimize=args.minimize)
+    with refusals():
+        files = decryptor_files(configs, args.output, width=width, lanes=lanes, top=args.top,
+                                pipeline=args.pipeline, minimize=args.minimize)
     write_files_atomically(files, inputs=input_files(args))
     print(f"wrote {' and '.join(files)}: decryptor, nin {'/'.join(str(c.nin) for c in configs)}"
           f" -> nout {configs[0].nout}, width {width}, lanes {lanes}"
@@ -244,10 +274,10 @@ def decryptor_main(args):
     return 0
 
 
+@top("engine", default_top=DEFAULT_ENGINE_TOP, holds=("decryptor",),
+     help="emit the inference engine (decryptor + datapath, docs/engine.md) for the integer "
+          "program of --weights")
 def engine_main(args):
-    for option in ("registered", "prove"):
-        if getattr(args, option):
-            raise CliError(f"--{option} applies to the bare decoder, not --engine")
     if args.weights is None:
         raise CliError("--engine needs --weights CONTAINER")
     if args.config_specs or args.nout is not None:
@@ -255,7 +285,8 @@ def engine_main(args):
     network = StreamedNetwork.from_container(Container.load(args.weights))
     width = 32 if args.width is None else args.width
     lanes = 1 if args.lanes is None else args.lanes
-    files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
+    with refusals():
+        files = engine_files(network, args.output, width=width, lanes=lanes, top=args.top)
     write_files_atomically(files, inputs=input_files(args))
     shape = "-".join(str(n) for n in [network.program.inputs] +
                      [layer.outputs for layer in network.program.layers])

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flexor import XorConfig
+from flexor.errors import InputError
 from flexor.parameters import check_int
 from flexor.sidecar import Sidecar, sidecar_path
 
@@ -146,28 +147,28 @@ class Proof:
 def _sidecar_config(sidecar):
     """The matrix and the checks on the sidecar fields the proof relies on."""
     if not isinstance(sidecar, dict):
-        raise ValueError("sidecar must be a JSON object")
+        raise InputError("sidecar must be a JSON object")
     # The proof is about the matrix; 'ntap' is provenance, and a hand-edited matrix whose rows no
     # longer match it must still get a verdict (a counterexample), not be turned away.
     config = XorConfig.from_dict({key: value for key, value in sidecar.items() if key != "ntap"})
     top = sidecar.get("top")
     if not isinstance(top, str) or not _IDENTIFIER.fullmatch(top) \
             or top in (REFERENCE_MODULE, CHECK_MODULE):
-        raise ValueError(f"sidecar 'top' must be a Verilog identifier other than "
+        raise InputError(f"sidecar 'top' must be a Verilog identifier other than "
                          f"{REFERENCE_MODULE!r} and {CHECK_MODULE!r}, not {top!r}")
     registered = sidecar.get("registered", False)
     if not isinstance(registered, bool):
-        raise ValueError(f"sidecar 'registered' must be true or false, not {registered!r}")
+        raise InputError(f"sidecar 'registered' must be true or false, not {registered!r}")
     # The proof covers the ports and the latency the sidecar publishes, so both must be exactly
     # those of the variant it names (a user wires the module by them).
     latency, ports = sidecar.get("latency"), sidecar.get("ports")
     if type(latency) is not int or latency != int(registered):
-        raise ValueError(f"sidecar 'latency' of a {'registered' if registered else 'combinational'}"
+        raise InputError(f"sidecar 'latency' of a {'registered' if registered else 'combinational'}"
                          f" decoder must be {int(registered)}, not {latency!r}")
     expected = _expected_ports(config.nin, config.nout, registered)
     if not isinstance(ports, list) or not all(isinstance(port, dict) for port in ports) or \
             sorted(map(_port_key, ports)) != sorted(map(_port_key, expected)):
-        raise ValueError(f"sidecar 'ports' must be {_describe_ports(expected)}, not "
+        raise InputError(f"sidecar 'ports' must be {_describe_ports(expected)}, not "
                          f"{_describe_ports(ports) if isinstance(ports, list) else repr(ports)}")
     return config, top, registered
 
@@ -279,7 +280,7 @@ def prove_decoder(verilog, sidecar, *, timeout=DEFAULT_TIMEOUT):
     errors = [line.strip() for line in (log + result.stderr).splitlines() if "ERROR" in line]
     if "TIMEOUT" in log or "maximum number of time steps" in log:
         return Proof("inconclusive", claim, seconds, detail=(errors or ["SAT time limit"])[0])
-    raise ValueError(f"yosys rejected the design: {(errors or ['no answer'])[0]}")
+    raise InputError(f"yosys rejected the design: {(errors or ['no answer'])[0]}")
 
 
 #: Cells the linear method evaluates over GF(2); any other cell makes it decline.
@@ -399,7 +400,7 @@ def prove_linear(verilog, sidecar):
                                            "write_json net.json"], cwd=scratch, timeout=600)
         if result.returncode != 0:
             errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-            raise ValueError(f"yosys rejected the design: {(errors or ['no answer'])[0]}")
+            raise InputError(f"yosys rejected the design: {(errors or ['no answer'])[0]}")
         netlist = json.loads((Path(scratch) / "net.json").read_text(encoding="utf-8"))
     outputs = _linear_outputs(netlist, top, registered)
     seconds = time.monotonic() - start
@@ -436,11 +437,11 @@ def check_decoder_file(verilog_path, *, timeout=DEFAULT_TIMEOUT):
     try:
         verilog = Path(verilog_path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"{verilog_path}: no such file") from None
+        raise InputError(f"{verilog_path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{verilog_path}: cannot read ({error})") from None
+        raise InputError(f"{verilog_path}: cannot read ({error})") from None
     sidecar = Sidecar.load(sidecar_file)
     try:
         return prove_generated(verilog, sidecar, timeout=timeout)
     except ValueError as error:
-        raise ValueError(f"{sidecar_file}: {error}") from None
+        raise InputError(f"{sidecar_file}: {error}") from None

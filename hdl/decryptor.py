@@ -29,6 +29,8 @@ Structure (one clock domain, ``sync``)::
   ``last``. A zero-chunk layer has no data words, so nothing is discarded.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -220,6 +222,12 @@ class Decryptor(wiring.Component):
     def layer_gap(self):
         return self.LAYER_GAP
 
+    @property
+    def out_chunks(self):
+        """The output's ``data`` as an array of ``lanes`` chunks of ``nout`` bits (a
+        ``data.ArrayLayout`` view): ``out_chunks[i]`` is chunk ``i`` of the beat."""
+        return data.ArrayLayout(self._nout, self._lanes)(self.out.payload.data)
+
     def first_beat_latency(self, config, chunks=None):
         """Cycles from accepting a layer's descriptor to its first beat, when its data words
         are offered from that cycle on and nothing stalls: ``max(latency, word_start + w - 1 +
@@ -242,152 +250,186 @@ class Decryptor(wiring.Component):
         if self._pipeline:
             return elaborate_pipelined(self)
         m = Module()
-        configs, width, lanes = self._configs, self._width, self._lanes
-        capacity = self._buffer_width
-        word_bits = exact_log2(width)
+        s = self._add_registers()
+        self._add_beat_sizes(m, s)
+        self._add_output_side(m, s)
+        self._add_input_side(m, s)
+        self._add_gearbox(m, s)
+        self._add_lanes(m, s)
+        return m
 
-        buffer = Signal(capacity)               # bits at and above `fill` are don't-care
-        fill = Signal(range(capacity + 1))
+    # The parts below share their signals through ``s``, a namespace each part adds to; they
+    # must run in this order (the Verilog's names and statement order follow it).
 
-        in_layer = Signal()                     # inside a good layer's data words
-        skipping = Signal()                     # discarding a bad layer's data words
-        tail = Signal(range(width + 1))         # that layer's bits in its last word, 1 .. width
+    def _add_registers(self):
+        """The state of both sides: the bit buffer, the one-layer slot and the current beat."""
+        s = SimpleNamespace()
+        capacity, width, lanes = self._buffer_width, self._width, self._lanes
+
+        s.buffer = Signal(capacity)             # bits at and above `fill` are don't-care
+        s.fill = Signal(range(capacity + 1))
+
+        s.in_layer = Signal()                   # inside a good layer's data words
+        s.skipping = Signal()                   # discarding a bad layer's data words
+        s.tail = Signal(range(width + 1))       # that layer's bits in its last word, 1 .. width
 
         # The one-layer slot between the two sides holds the layer's first beat ready-made.
-        next_valid = Signal()
-        next_config = Signal(range(max(len(configs), 2)))
-        next_chunks = Signal(CHUNKS_BITS)
-        next_final = Signal()
-        next_penultimate = Signal()
-        next_count = Signal(range(lanes + 1))
-        next_need = Signal(range(capacity + 1))
+        s.next_valid = Signal()
+        s.next_config = Signal(range(max(len(self._configs), 2)))
+        s.next_chunks = Signal(CHUNKS_BITS)
+        s.next_final = Signal()
+        s.next_penultimate = Signal()
+        s.next_count = Signal(range(lanes + 1))
+        s.next_need = Signal(range(capacity + 1))
 
         # The current layer and its next beat. What the beat takes (`count`, `need`) and
         # whether it is the last one or the one before are registers, computed a beat ahead.
-        active = Signal()
-        config = Signal.like(next_config)
-        remaining = Signal(CHUNKS_BITS)         # chunks not yet sent, this beat's included
-        final = Signal()                        # remaining <= lanes
-        penultimate = Signal()                  # remaining <= 2 * lanes
-        count = Signal.like(next_count)
-        need = Signal.like(next_need)           # bits this beat takes: count * nin
+        s.active = Signal()
+        s.config = Signal.like(s.next_config)
+        s.remaining = Signal(CHUNKS_BITS)       # chunks not yet sent, this beat's included
+        s.final = Signal()                      # remaining <= lanes
+        s.penultimate = Signal()                # remaining <= 2 * lanes
+        s.count = Signal.like(s.next_count)
+        s.need = Signal.like(s.next_need)       # bits this beat takes: count * nin
 
         # Comparisons of `fill` and `need`, kept as registers beside them (computed from their
         # next values), so the handshakes are a few gates after a register: no subtraction or
         # compare lies between them and the flip-flops.
-        enough = Signal(init=1)                 # fill >= need
-        room_after_beat = Signal(init=1)        # fill - need <= capacity - width
-        room_now = Signal(init=1)               # fill <= capacity - width
+        s.enough = Signal(init=1)               # fill >= need
+        s.room_after_beat = Signal(init=1)      # fill - need <= capacity - width
+        s.room_now = Signal(init=1)             # fill <= capacity - width
+        return s
 
+    def _add_beat_sizes(self, m, s):
+        """What a descriptor's first beat and the current layer's next beat take."""
+        configs, width, lanes = self._configs, self._width, self._lanes
+        word_bits = exact_log2(width)
         payload = self.desc.payload
-        desc_final = _at_most(payload.chunks, lanes)
-        desc_count = _beat_count(desc_final, payload.chunks, lanes)
+        s.desc_final = _at_most(payload.chunks, lanes)
+        s.desc_count = _beat_count(s.desc_final, payload.chunks, lanes)
         # The beat after the current one, with remaining - lanes chunks left.
-        after_count = _beat_count(penultimate, remaining - lanes, lanes)
-        desc_need = Signal.like(need)
-        after_need = Signal.like(need)
-        desc_tail = Signal.like(tail)
+        s.after_count = _beat_count(s.penultimate, s.remaining - lanes, lanes)
+        s.desc_need = Signal.like(s.need)
+        s.after_need = Signal.like(s.need)
+        s.desc_tail = Signal.like(s.tail)
         with m.Switch(payload.config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
                     # Only the low bits of the layer's length count: no wide multiply.
                     in_last = (payload.chunks[:word_bits] * xor_config.nin)[:word_bits]
-                    m.d.comb += [desc_need.eq(desc_count * xor_config.nin),
-                                 desc_tail.eq(Mux(in_last == 0, width, in_last))]
-        with m.Switch(config):
+                    m.d.comb += [s.desc_need.eq(s.desc_count * xor_config.nin),
+                                 s.desc_tail.eq(Mux(in_last == 0, width, in_last))]
+        with m.Switch(s.config):
             for index, xor_config in enumerate(configs):
                 with m.Case(index):
-                    m.d.comb += after_need.eq(after_count * xor_config.nin)
+                    m.d.comb += s.after_need.eq(s.after_count * xor_config.nin)
 
-        # Output side.
-        fire = Signal()
-        load = Signal()
+    def _add_output_side(self, m, s):
+        """When a beat leaves (`fire`) and when the slot's layer becomes current (`load`)."""
+        lanes = self._lanes
+        s.fire = Signal()
+        s.load = Signal()
         m.d.comb += [
-            fire.eq(active & enough & (~self.out.valid | self.out.ready)),
-            load.eq(next_valid & (~active | (fire & final))),
+            s.fire.eq(s.active & s.enough & (~self.out.valid | self.out.ready)),
+            s.load.eq(s.next_valid & (~s.active | (s.fire & s.final))),
         ]
-        with m.If(load):
-            m.d.sync += [active.eq(1), config.eq(next_config), remaining.eq(next_chunks),
-                         final.eq(next_final), penultimate.eq(next_penultimate),
-                         count.eq(next_count), need.eq(next_need)]
-        with m.Elif(fire):
-            m.d.sync += [remaining.eq(remaining - lanes), final.eq(penultimate),
-                         penultimate.eq(_at_most(remaining, 3 * lanes)),
-                         count.eq(after_count), need.eq(after_need)]
-            with m.If(final):
-                m.d.sync += active.eq(0)
+        with m.If(s.load):
+            m.d.sync += [s.active.eq(1), s.config.eq(s.next_config),
+                         s.remaining.eq(s.next_chunks), s.final.eq(s.next_final),
+                         s.penultimate.eq(s.next_penultimate), s.count.eq(s.next_count),
+                         s.need.eq(s.next_need)]
+        with m.Elif(s.fire):
+            m.d.sync += [s.remaining.eq(s.remaining - lanes), s.final.eq(s.penultimate),
+                         s.penultimate.eq(_at_most(s.remaining, 3 * lanes)),
+                         s.count.eq(s.after_count), s.need.eq(s.after_need)]
+            with m.If(s.final):
+                m.d.sync += s.active.eq(0)
 
-        # Input side. Where an accepted word lands (fill, or fill - need when a beat leaves)
-        # and whether it fits: `fire` selects between the two.
-        fill_after_beat = Signal.like(fill)
-        base = Signal.like(fill)
-        room = Signal()
+    def _add_input_side(self, m, s):
+        """The descriptor and data handshakes, the error bits and the slot's loading.
+
+        Where an accepted word lands (fill, or fill - need when a beat leaves) and whether it
+        fits: `fire` selects between the two.
+        """
+        configs, lanes = self._configs, self._lanes
+        payload = self.desc.payload
+        s.fill_after_beat = Signal.like(s.fill)
+        s.base = Signal.like(s.fill)
+        s.room = Signal()
         desc_ok = Signal()
         config_ok = Signal()
-        start_good = Signal()
+        s.start_good = Signal()
         start_bad = Signal()
-        word = Signal()
+        s.word = Signal()
         ends = Signal()
         m.d.comb += [
-            fill_after_beat.eq(fill - need),
-            base.eq(Mux(fire, fill_after_beat, fill)),
-            room.eq(Mux(fire, room_after_beat, room_now)),
+            s.fill_after_beat.eq(s.fill - s.need),
+            s.base.eq(Mux(s.fire, s.fill_after_beat, s.fill)),
+            s.room.eq(Mux(s.fire, s.room_after_beat, s.room_now)),
             # A descriptor may enter with the current layer's last word: no lost cycle.
-            self.desc.ready.eq((~next_valid | load) & ~skipping &
-                               (~in_layer | (self.data.valid & self.data.payload.last & room))),
+            self.desc.ready.eq((~s.next_valid | s.load) & ~s.skipping &
+                               (~s.in_layer |
+                                (self.data.valid & self.data.payload.last & s.room))),
             desc_ok.eq(self.desc.valid & self.desc.ready & (payload.chunks != 0)),
             config_ok.eq(_at_most(payload.config, len(configs) - 1)),
-            start_good.eq(desc_ok & config_ok),
+            s.start_good.eq(desc_ok & config_ok),
             start_bad.eq(desc_ok & ~config_ok),
-            word.eq(self.data.valid & self.data.ready),
-            ends.eq(word & self.data.payload.last),
+            s.word.eq(self.data.valid & self.data.ready),
+            ends.eq(s.word & self.data.payload.last),
         ]
-        with m.If(in_layer):
-            m.d.comb += self.data.ready.eq(room)
+        with m.If(s.in_layer):
+            m.d.comb += self.data.ready.eq(s.room)
             with m.If(ends):
-                m.d.sync += [in_layer.eq(start_good), skipping.eq(start_bad)]
-        with m.Elif(skipping):
+                m.d.sync += [s.in_layer.eq(s.start_good), s.skipping.eq(start_bad)]
+        with m.Elif(s.skipping):
             m.d.comb += self.data.ready.eq(1)
             with m.If(ends):
-                m.d.sync += skipping.eq(0)
+                m.d.sync += s.skipping.eq(0)
         with m.Else():
             # Idle: a descriptor accepted now opens its layer in this very cycle.
-            m.d.comb += self.data.ready.eq((start_good & room) | start_bad)
-            m.d.sync += [in_layer.eq(start_good & ~ends), skipping.eq(start_bad & ~ends)]
+            m.d.comb += self.data.ready.eq((s.start_good & s.room) | start_bad)
+            m.d.sync += [s.in_layer.eq(s.start_good & ~ends),
+                         s.skipping.eq(start_bad & ~ends)]
 
         with m.If(self.desc.valid & self.desc.ready):
             m.d.sync += [
                 self.error.bad_config.eq(self.error.bad_config | ~config_ok),
                 self.error.zero_chunks.eq(self.error.zero_chunks | (payload.chunks == 0)),
             ]
-        with m.If(start_good):
-            m.d.sync += [next_valid.eq(1), next_config.eq(payload.config),
-                         next_chunks.eq(payload.chunks), next_final.eq(desc_final),
-                         next_penultimate.eq(_at_most(payload.chunks, 2 * lanes)),
-                         next_count.eq(desc_count), next_need.eq(desc_need), tail.eq(desc_tail)]
-        with m.Elif(load):
-            m.d.sync += next_valid.eq(0)
+        with m.If(s.start_good):
+            m.d.sync += [s.next_valid.eq(1), s.next_config.eq(payload.config),
+                         s.next_chunks.eq(payload.chunks), s.next_final.eq(s.desc_final),
+                         s.next_penultimate.eq(_at_most(payload.chunks, 2 * lanes)),
+                         s.next_count.eq(s.desc_count), s.next_need.eq(s.desc_need),
+                         s.tail.eq(s.desc_tail)]
+        with m.Elif(s.load):
+            m.d.sync += s.next_valid.eq(0)
 
-        # Gearbox: drop the bits a beat takes, append an accepted word of a good layer on top.
-        # `fill` counts only a layer's own bits: a last word adds `tail`, so its padding is
-        # never taken by a beat. Bits at and above `fill` are cleared on their way through
-        # (`held`), so the buffer may take any word that fits, accepted or not: only `fill`
-        # and its comparisons wait for the handshake, whose logic is the deepest.
-        append = word & (in_layer | (~skipping & start_good))
-        added = Mux(self.data.payload.last, Mux(in_layer, tail, desc_tail), width)
+    def _add_gearbox(self, m, s):
+        """Drop the bits a beat takes, append an accepted word of a good layer on top.
+
+        `fill` counts only a layer's own bits: a last word adds `tail`, so its padding is
+        never taken by a beat. Bits at and above `fill` are cleared on their way through
+        (`held`), so the buffer may take any word that fits, accepted or not: only `fill`
+        and its comparisons wait for the handshake, whose logic is the deepest.
+        """
+        configs, width, lanes = self._configs, self._width, self._lanes
+        capacity, buffer, fill = self._buffer_width, s.buffer, s.fill
+        append = s.word & (s.in_layer | (~s.skipping & s.start_good))
+        added = Mux(self.data.payload.last, Mux(s.in_layer, s.tail, s.desc_tail), width)
         held = buffer & ~(Const(-1, capacity) << fill)[:capacity]
         # `need` only takes the values count * nin: a multiplexer of fixed shifts, no barrel.
         shifted = Signal(capacity)
         takes = sorted({count * c.nin for c in configs for count in range(1, lanes + 1)})
-        with m.Switch(need):
+        with m.Switch(s.need):
             for take in takes[:-1]:
                 with m.Case(take):
                     m.d.comb += shifted.eq(held >> take)
             with m.Default():
                 m.d.comb += shifted.eq(held >> takes[-1])
         # A word that fits lands at most capacity - width bits up: a narrow placing shift.
-        placed = Mux(room, self.data.payload.data << base[:bits_for(capacity - width)], 0)
-        m.d.sync += buffer.eq(Mux(fire, shifted, held) | placed)
+        placed = Mux(s.room, self.data.payload.data << s.base[:bits_for(capacity - width)], 0)
+        m.d.sync += buffer.eq(Mux(s.fire, shifted, held) | placed)
 
         # The next `fill` and its comparisons with the next `need`, for each outcome of `fire`
         # and `append`. Given `fire`, whether the slot's layer loads depends on registers only.
@@ -400,25 +442,28 @@ class Decryptor(wiring.Component):
                                           (~append, kept, surplus)):
                 left = left.as_unsigned()       # when negative, the high bits are set
                 with m.If(condition):
-                    m.d.sync += [fill.eq(bits), enough.eq(~left[-1]),
-                                 room_after_beat.eq(_at_most(left, capacity - width)),
-                                 room_now.eq(_at_most(bits, capacity - width))]
+                    m.d.sync += [fill.eq(bits), s.enough.eq(~left[-1]),
+                                 s.room_after_beat.eq(_at_most(left, capacity - width)),
+                                 s.room_now.eq(_at_most(bits, capacity - width))]
 
         # Given `fire`, whether the slot's layer loads depends on registers only.
-        with m.If(fire):
-            track(fill_after_beat, Mux(next_valid & final, next_need, after_need))
+        with m.If(s.fire):
+            track(s.fill_after_beat, Mux(s.next_valid & s.final, s.next_need, s.after_need))
         with m.Else():
-            track(fill, Mux(next_valid & ~active, next_need, need))
+            track(fill, Mux(s.next_valid & ~s.active, s.next_need, s.need))
 
-        # Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k). The
-        # networks are built outside the Switch, so their shared signals are unconditional.
+    def _add_lanes(self, m, s):
+        """Decrypt lane i of configuration k from buffer bits [i*nin_k, (i+1)*nin_k) and send
+        the beat. The networks are built outside the Switch, so their shared signals are
+        unconditional."""
+        configs, lanes, buffer, count = self._configs, self._lanes, s.buffer, s.count
         decrypted = Signal(self._nout * lanes)
         networks = [Cat(*(Cat(*network_rows(m, c, self._programs[index],
                                             buffer[lane * c.nin:(lane + 1) * c.nin],
                                             f"xor{index}_lane{lane}"))
                           for lane in range(lanes)))
                     for index, c in enumerate(configs)]
-        with m.Switch(config):
+        with m.Switch(s.config):
             for index, network in enumerate(networks):
                 with m.Case(index):
                     m.d.comb += decrypted.eq(network)
@@ -428,9 +473,8 @@ class Decryptor(wiring.Component):
         masked = Cat(*(Mux(lane_valid[lane], decrypted.word_select(lane, self._nout), 0)
                        for lane in range(lanes)))
 
-        with m.If(fire):
+        with m.If(s.fire):
             m.d.sync += [self.out.valid.eq(1), self.out.payload.data.eq(masked),
-                         self.out.payload.count.eq(count), self.out.payload.last.eq(final)]
+                         self.out.payload.count.eq(count), self.out.payload.last.eq(s.final)]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
-        return m

@@ -9,9 +9,15 @@ out of the RTL and prints that accuracy next to the golden one.
 
 import contextlib
 import sys
+import warnings
 
-from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, run_cli
-from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS
+from amaranth.hdl import UnusedElaboratable
+
+from flexor.cli import CliError, CliParser, nonnegative_int, positive_int, refusals, run_cli
+from flexor.container import DIGITS_WEIGHTS, FMNIST_WEIGHTS, Container
+from flexor.network import StreamedNetwork
+from flexor.stream import check_stream_parameters
+from hdl.engine import InferenceEngine
 
 from .decoder import probability
 from .infer import run_inference
@@ -89,9 +95,11 @@ def print_inference(args, run):
 
 
 @contextlib.contextmanager
-def _failures_as_errors():
-    """A failed testbench or an unusable path (e.g. a --build-dir that is a file) as one error
-    line; user errors (a missing simulator, a bad container) are one already."""
+def _checked_run(args):
+    """Check the parameters (:func:`check_parameters`), then run the block with a failed
+    testbench or an unusable path (e.g. a --build-dir that is a file) as one error line; user
+    errors (a missing simulator, a bad container) are one already."""
+    check_parameters(args)
     try:
         yield
     except TestbenchFailed as error:
@@ -100,12 +108,26 @@ def _failures_as_errors():
         raise CliError(f"cannot use {error.filename}: {error.strerror}") from None
 
 
+def check_parameters(args):
+    """Refuse a width or lane count that the container's configurations (with ``--infer``, its
+    engine) cannot use, as one line and before any build."""
+    container = Container.load(args.weights)
+    network = StreamedNetwork.from_container(container) if args.infer else None
+    with warnings.catch_warnings(), refusals():
+        # Built only to be refused or dropped: never elaborated, and not worth a warning.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        if args.infer:
+            InferenceEngine(network=network, width=args.width, lanes=args.lanes)
+        else:
+            check_stream_parameters(container.configs, args.width, args.lanes)
+
+
 def infer_main(args):
     args.weights = args.weights or str(FMNIST_WEIGHTS)
     args.simulator = args.simulator or "verilator"
     if args.waves:
         raise CliError("--waves applies to the decryptor run, not --infer")
-    with _failures_as_errors():
+    with _checked_run(args):
         run = run_inference(args.weights, args.build_dir, count=args.count, width=args.width,
                             lanes=args.lanes, simulator=args.simulator, stall=args.stall,
                             seed=args.seed)
@@ -123,7 +145,7 @@ def main(argv=None):
         return infer_main(args)
     args.weights = args.weights or str(DIGITS_WEIGHTS)
     args.simulator = args.simulator or "icarus"
-    with _failures_as_errors():
+    with _checked_run(args):
         run = run_weights(args.weights, args.build_dir, width=args.width, lanes=args.lanes,
                           simulator=args.simulator, stall=args.stall, seed=args.seed,
                           waves=args.waves)

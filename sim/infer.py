@@ -15,6 +15,7 @@ import numpy as np
 from flexor.cli import write_files_atomically
 from flexor.container import Container
 from flexor.datasets import load_dataset, pixels
+from flexor.errors import InputError
 from flexor.inference import evaluate
 from flexor.network import StreamedNetwork
 from flexor.sidecar import Sidecar, sidecar_path
@@ -56,7 +57,7 @@ def run_inference(weights, build_dir, *, count=100, width=32, lanes=1, simulator
     split = load_dataset(container.metadata.get("dataset", "digits"))
     inputs, labels = split.x_test[:count], np.asarray(split.y_test[:count])
     if len(inputs) == 0:
-        raise ValueError("count must select at least one test image")
+        raise InputError("count must select at least one test image")
     images = pixels(inputs.reshape(len(inputs), -1))
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)

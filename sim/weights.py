@@ -14,6 +14,7 @@ import numpy as np
 from flexor import unpack_bits
 from flexor.cli import write_files_atomically
 from flexor.container import Container
+from flexor.errors import InputError
 from flexor.inference import evaluate
 from flexor.stream import Layer, check_stream_parameters
 from gen.decryptor import DEFAULT_DECRYPTOR_TOP, decryptor_files
@@ -97,7 +98,7 @@ def run_weights(weights, build_dir, *, width=32, lanes=1, simulator="icarus", st
     configs, width, lanes = check_stream_parameters(container.configs, width, lanes)
     layers, keys, names = stream_layers(container)
     if not layers:
-        raise ValueError(f"{weights}: the container has no encrypted layers to stream")
+        raise InputError(f"{weights}: the container has no encrypted layers to stream")
     build_dir = prepare_build_dir(build_dir)
     verilog = build_dir / f"{TOP}.v"
     write_files_atomically(decryptor_files(configs, str(verilog), width=width, lanes=lanes,

@@ -713,3 +713,27 @@ def test_train_arguments_long(files, data):
 def test_boards_arguments_long(files, data):
     _boards_case(files, data.draw(argument_lists(BOARDS_OPTIONS, files,
                                                  st.sampled_from(COMMANDS))))
+
+
+# -- the boundary: only user errors become one line ---------------------------------------------
+
+def _bug(exception):
+    def raise_it(*args, **kwargs):
+        raise exception("a bug inside the tool, not bad input")
+    return raise_it
+
+
+@pytest.mark.parametrize("exception", [ValueError, TypeError])
+@pytest.mark.parametrize("module, target, argv", [
+    ("gen.__main__", "gen.__main__.decoder_files", ["--nin", "4", "--nout", "3", "-o", "d.v"]),
+    ("flexor.train.__main__", "flexor.train.__main__.train", ["--quiet", "-o", "w.npz"]),
+    ("boards.__main__", "boards.__main__.list_boards", ["list"]),
+], ids=["gen", "train", "boards"])
+def test_programming_errors_keep_their_traceback(tmp_path, module, target, argv, exception):
+    """A plain ValueError or TypeError raised inside a CLI is a bug: run_cli lets it through
+    (a traceback) instead of turning it into an exit-2 line, which only a UserError gets."""
+    main = __import__(module, fromlist=["main"]).main
+    with mock.patch(target, _bug(exception)), contextlib.chdir(tmp_path), \
+            pytest.raises(exception, match="a bug inside the tool"):
+        run_cli("prog", main, argv)
+    assert not list(tmp_path.iterdir())

@@ -18,7 +18,7 @@ import shlex
 import sys
 from dataclasses import replace
 
-from ..cli import (CliParser, nonnegative_int, output_file, positive_int, run_cli,
+from ..cli import (CliError, CliParser, nonnegative_int, output_file, positive_int, run_cli,
                    write_files_atomically)
 from ..container import MAX_NIN
 from ..datasets import DATASETS, FASHION_MNIST_ROOT
@@ -136,22 +136,22 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     directory = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(directory):  # fail before training, not after
-        raise ValueError(f"output directory {os.path.dirname(args.output) or '.'!r} does "
-                         f"not exist")
+        raise CliError(f"output directory {os.path.dirname(args.output) or '.'!r} does "
+                       f"not exist")
     if os.path.isdir(args.output):
-        raise ValueError(f"output {args.output!r} is a directory, not a file")
+        raise CliError(f"output {args.output!r} is a directory, not a file")
     name = args.recipe or f"{args.dataset}-{args.model}"
     if name not in RECIPES:
-        raise ValueError(f"no recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+        raise CliError(f"no recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
     recipe = RECIPES[name]
     if args.width is not None and recipe.model != "mlp":
-        raise ValueError(f"--width applies to the mlp, not {recipe.model!r}")
+        raise CliError(f"--width applies to the mlp, not {recipe.model!r}")
     if args.flatten == "tiled" and args.tile is None:
-        raise ValueError("--flatten tiled needs --tile T")
+        raise CliError("--flatten tiled needs --tile T")
     if args.tile is not None and args.flatten != "tiled":
-        raise ValueError("--tile applies only to --flatten tiled")
+        raise CliError("--tile applies only to --flatten tiled")
     if args.tile is not None and args.tile > MAX_TILE:
-        raise ValueError(f"--tile must be at most {MAX_TILE}, not {args.tile}")
+        raise CliError(f"--tile must be at most {MAX_TILE}, not {args.tile}")
     if args.epochs is not None:
         recipe = with_epochs(recipe, args.epochs)
     overrides = {key: getattr(args, key) for key in ("nout", "ntap", "lr", "batch_size")

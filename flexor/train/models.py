@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..container import FLATTEN, Container
+from ..errors import InputError
 from ..topology import BATCHNORM_TENSORS, OPS
 from ..xor_config import XorConfig
 from .layers import (ActivationQuantizer, BinaryConv2d, BinaryLinear, FlexorConv2d,
@@ -296,13 +297,13 @@ def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
         Keyword arguments of the model builder (``mlp``: ``inputs``, ``depth``, ``width``).
     """
     if model not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}, not {model!r}")
+        raise InputError(f"model must be one of {sorted(MODELS)}, not {model!r}")
     if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {list(SCHEMES)}, not {scheme!r}")
+        raise InputError(f"scheme must be one of {list(SCHEMES)}, not {scheme!r}")
     options = dict(model_options or {})
     if activation_bits is not None:
         if model != "mlp":
-            raise ValueError(f"quantized activations are implemented for the mlp, not {model!r}")
+            raise InputError(f"quantized activations are implemented for the mlp, not {model!r}")
         options["activation_bits"] = activation_bits
     arch = MODELS[model](**options)
     count = len(arch.layers)
@@ -310,7 +311,7 @@ def build_model(model, *, scheme="flexor", nin=(8,), nout=10, ntap=2,
     n_quantized = sum(quantized)
     nin = list(nin)
     if scheme == "flexor" and len(nin) not in (1, n_quantized):
-        raise ValueError(f"nin needs 1 value or one per quantized layer ({n_quantized}), "
+        raise InputError(f"nin needs 1 value or one per quantized layer ({n_quantized}), "
                          f"not {len(nin)}")
     per_layer = iter(nin * n_quantized if len(nin) == 1 else nin)
     schemes, layer_options = [], []

@@ -5,10 +5,10 @@ Schedules are per epoch. During the first ``warmup_epochs`` the learning rate ri
 milestone the learning rate is multiplied by ``gamma`` and S_tanh is doubled (the paper's rule:
 a sharper tanh as the steps get smaller, so the surrogate approaches the true XOR).
 
-``cifar10-resnet20`` follows the FleXOR paper's ResNet-20 setting as given in this project's
-brief (Nout 20, Ntap 2, Nin 8/12/16/20, SGD with learning rate 0.1, 500 epochs, warm-up of the
-learning rate and S_tanh). Values the brief does not fix are this implementation's choices and
-are marked ``# choice``.
+``cifar10-resnet20`` follows the ResNet-20 CIFAR-10 setting of the FleXOR paper (Lee et al.,
+NeurIPS 2020): Nout 20, Ntap 2, Nin 8/12/16/20, SGD with learning rate 0.1, 500 epochs, warm-up
+of the learning rate and S_tanh. Values the paper does not fix are this implementation's choices
+and are marked ``# choice``.
 """
 
 from dataclasses import asdict, dataclass, field, replace

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from ..container import FLATTEN
 from ..datasets import load_dataset
+from ..errors import InputError
 from ..inference import evaluate
 from ..integer import derive_program
 from .models import DEFAULT_CONFIG_SEED, build_model, predict
@@ -160,7 +161,7 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             loss = F.cross_entropy(model(x), y)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise ValueError(f"training diverged: the loss is {value} at epoch {epoch}, "
+                raise InputError(f"training diverged: the loss is {value} at epoch {epoch}, "
                                  f"step {steps} (learning rate {learning_rate(recipe, epoch)}; "
                                  f"try a smaller --lr)")
             optimizer.zero_grad()
