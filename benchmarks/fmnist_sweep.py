@@ -69,10 +69,10 @@ def budget_cells(act, epochs=None):
 
 
 def tiers():
-    """Runs in priority order. CPU is scarce, so: the cells of the targets at three seeds, then
-    alternating the 100 kbit study (8-bit activations) and the main table seed by seed, the
-    study's main contenders at the longer protocol, the width sweep at W 64 / 256 and the
-    float first/last layers at one seed, the third seeds, then W 512 and the rest."""
+    """Runs in priority order. CPU is scarce, so: the cells of the targets at three seeds; at
+    seed 0 the 100 kbit study (8-bit activations), the main table, the study's contenders at
+    the longer protocol, the width sweep at W 64 / 128 / 256 and the float first/last layers;
+    the second seed of the study and the main table; W 512; the third seeds; the rest."""
     targets = [cell("flexor", 8, 8), cell("bwn", None, 8), cell("fp", width=256),
                cell("fp", None, 8)]
     main = [cell("fp", None, a) for a in ACTIVATIONS] + \
@@ -89,11 +89,10 @@ def tiers():
     longer = budget_cells(8, STUDY_EPOCHS)
     # At the longer protocol first BWN and FleXOR 0.8 (Ntap 2 and 3) and 0.6 with Ntap 3.
     contenders = [c for c in longer if c["nin"] in (None, 8) or (c["nin"], c["ntap"]) == (6, 3)]
-    plan = [(targets, 0), (targets, 1), (targets, 2), (study, 0), (main, 0), (study, 1),
-            (main, 1), (contenders, 0), (widths + ends, 0), (study, 2), (main, 2),
-            (contenders, 1), (wide, 0), (budget_cells(2), 0), (longer, 0), (longer, 1),
-            (longer, 2), (budget_cells(2), 1), (widths + ends, 1), (widths + ends, 2),
-            (wide, 1), (wide, 2)]
+    plan = [(targets, 0), (targets, 1), (targets, 2), (study, 0), (main, 0), (contenders, 0),
+            (widths + ends, 0), (study, 1), (main, 1), (wide, 0), (study, 2), (contenders, 1),
+            (main, 2), (budget_cells(2), 0), (longer, 0), (longer, 1), (longer, 2),
+            (budget_cells(2), 1), (widths + ends, 1), (widths + ends, 2), (wide, 1), (wide, 2)]
     seen, order = set(), []
     for group, seed in plan:
         for c in group:
