@@ -247,6 +247,10 @@ def fmt(stat):
     return "n/a" if stat is None else f"{stat[0]:.2f} ± {stat[1]:.2f}"
 
 
+def seeds(n):
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
 def act_name(act):
     return "float" if act is None else f"{act}-bit"
 
@@ -322,7 +326,7 @@ def budget_table(summaries):
             best = max(fits, key=accuracy_of)
             cells.append(f"{best['label']}, W {best['width']}, {act_name(best['act'])} "
                          f"activations: {fmt(best['integer'])} % integer "
-                         f"({best['n']} seeds, {best['kbit']:.1f} kbit)")
+                         f"({seeds(best['n'])}, {best['kbit']:.1f} kbit)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -458,19 +462,20 @@ def report(records, epochs):
     # comparison are Ntap 2, keyed without Ntap and epochs.
     at_epochs = {key: s for key, s in every.items() if key[6] == epochs}
     summaries = {key[:5]: s for key, s in at_epochs.items() if key[5] == 2}
-    seeds = sorted({r["seed"] for r in records.values()})
+    seed_list = sorted({r["seed"] for r in records.values()})
     seconds = sum(r["seconds"] for r in records.values())
     runs = ", ".join(f"{sum(r['epochs'] == e for r in records.values())} of {e} epochs"
                      for e in sorted({r["epochs"] for r in records.values()}))
     lowest = min((value, r["key"]) for r in records.values()
                  for value in r.get("step_min", {}).values()) if records else None
-    lines = [f"{len(records)} runs ({runs}; seeds {seeds}; {seconds / 3600:.2f} CPU hours of "
+    lines = [f"{len(records)} runs ({runs}; seeds {seed_list}; {seconds / 3600:.2f} CPU hours of "
              f"training, one thread per run, one run at a time). Mean ± standard deviation over "
              f"the seeds run (the `seeds` column; std 0.00 when only one). \"integer\" is the "
              f"exact integer program on the raw pixels; n/a where the network has float "
              f"activations or float weights (no integer program)." +
-             ("" if lowest is None else f" Smallest learned activation step seen during any "
-              f"run's training: {lowest[0]:.2g} (`{lowest[1]}`)."), "",
+             ("" if lowest is None else f" Smallest raw learned activation step (the parameter; "
+              f"the quantizer uses at least 1e-6) after any update of any run: "
+              f"{lowest[0]:.2g} (`{lowest[1]}`)."), "",
              f"**Main table** (W = {MAIN_WIDTH}, {epochs} epochs, every layer encrypted, tiled "
              f"order, tile 4, Ntap 2):", ""]
     lines += main_table(summaries)
@@ -497,7 +502,7 @@ def report(records, epochs):
               ("none yet" if choice is None else
                f"{choice['label']}, W {choice['width']}, {act_name(choice['act'])} activations, "
                f"{choice['kbit']:.1f} kbit, integer {fmt(choice['integer'])} % over "
-               f"{choice['n']} seeds.")]
+               f"{seeds(choice['n'])}.")]
     plot(at_epochs, os.path.join(DOCS, "fmnist.png"))
     return "\n".join(lines) + "\n", summaries, choice
 
