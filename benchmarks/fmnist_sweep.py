@@ -435,17 +435,25 @@ def plot(summaries, path):
         points = [s for s in summaries.values() if s["scheme"] == scheme and not s["fp_ends"]]
         ax.scatter([s["kbit"] for s in points], [accuracy_of(s) for s in points], marker=marker,
                    color=color, label=name, alpha=0.75)
-    for (name, kbit), style in zip(BUDGETS.items(), ("--", ":")):
-        ax.axvline(kbit, color="gray", linestyle=style, label=f"{name} block RAM")
+    budgets = {"100 kbit": SHIP_BUDGET_KBIT, **BUDGETS}
+    for (name, kbit), style in zip(budgets.items(), ("-.", "--", ":")):
+        ax.axvline(kbit, color="gray", linestyle=style, label=f"{name}" +
+                   (" (shipped container)" if kbit == SHIP_BUDGET_KBIT else " block RAM"))
+    # The best model of each scheme under each budget: ringed, and named in a box (the points
+    # near 100 kbit are too dense for labels beside them).
+    notes = []
+    for name, kbit in budgets.items():
         for scheme, color in (("flexor", "C0"), ("bwn", "C1")):
             fits = [s for s in summaries.values() if s["scheme"] == scheme and
                     s["kbit"] <= kbit and s["integer"] is not None]
             if fits:
                 best = max(fits, key=accuracy_of)
-                ax.annotate(f"best {styles[scheme][2]} <= {name.split()[0]}: "
-                            f"{accuracy_of(best):.2f}%", (best["kbit"], accuracy_of(best)),
-                            xytext=(5, -12 if scheme == "bwn" else 6),
-                            textcoords="offset points", fontsize=7, color=color)
+                ax.scatter([best["kbit"]], [accuracy_of(best)], s=160, facecolors="none",
+                           edgecolors=color)
+                notes.append(f"<= {name.split()[0]}: {best['label']} W {best['width']}, "
+                             f"{act_name(best['act'])} act., {accuracy_of(best):.2f} %")
+    ax.text(0.36, 0.75, "best (ringed), integer program:\n" + "\n".join(notes),
+            transform=ax.transAxes, va="top", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("stored weight bits (kbit; encrypted bits, or 32 per float weight)")
     ax.set_ylabel("test accuracy % (integer program where there is one)")
