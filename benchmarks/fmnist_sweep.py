@@ -9,11 +9,12 @@ exported container, not of the torch graph.
 
 Finished runs are cached, one JSON file (and the container) per run under ``--cache``, so an
 interrupted sweep goes on where it stopped; runs are started in priority order (the cells the
-targets and the shipped container need first, seed after seed), so a sweep cut short still has
-the important cells. ``--report`` only rewrites ``docs/results.md`` (between the
-``fmnist:begin`` / ``fmnist:end`` markers) and ``docs/fmnist.png`` from the cache::
+targets need first, seed after seed; see :func:`tiers`), so a sweep cut short still has the
+important cells. ``--until HH:MM`` (UTC) or a file ``STOP`` in the cache starts no further run.
+``--report`` only rewrites ``docs/results.md`` (between the ``fmnist:begin`` /
+``fmnist:end`` markers) and ``docs/fmnist.png`` from the cache::
 
-    nice python benchmarks/fmnist_sweep.py --jobs 2 --epochs 8       # run (resumes) + report
+    nice python benchmarks/fmnist_sweep.py --epochs 8 --until 04:25   # run (resumes) + report
     python benchmarks/fmnist_sweep.py --report --epochs 8             # tables from the cache
 """
 
@@ -24,7 +25,8 @@ import re
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,8 +39,12 @@ MAIN_WIDTH = 128
 FLEXOR_NIN = {"1.0": 10, "0.8": 8, "0.6": 6, "0.4": 4}
 ACTIVATIONS = (None, 8, 4, 2)
 WIDTHS = (64, 128, 256, 512)
-#: Widths of the equal-memory cells beside the width sweep (FleXOR 0.6 and 0.4 under 100 kbit).
-BUDGET_WIDTHS = {6: 160, 4: 224}
+#: The widest network (a multiple of 4) of each scheme whose encrypted weights fit in 100 kbit:
+#: BWN (stored as Nin 10) and FleXOR Nin 8 / 6 / 4 (``python benchmarks/fmnist_sweep.py
+#: --widths`` prints them).
+BUDGET_WIDTHS = {10: 108, 8: 132, 6: 168, 4: 236}
+#: Epochs of the longer protocol of the 100 kbit study (both schemes, same recipe otherwise).
+STUDY_EPOCHS = 24
 #: Device budgets of stored weight bits (kbit): iCE40 UP5K block RAM, ECP5-85F block RAM.
 BUDGETS = {"UP5K 120 kbit": 120.0, "ECP5-85F 3.8 Mbit": 3800.0}
 #: The shipped container's budget (beside the rest of a design in a UP5K).
@@ -46,39 +52,58 @@ SHIP_BUDGET_KBIT = 100.0
 TILE = 4
 
 
-def cell(scheme, nin=None, act=None, width=MAIN_WIDTH, fp_ends=False):
-    return {"scheme": scheme, "nin": nin, "act": act, "width": width, "fp_ends": fp_ends}
+def cell(scheme, nin=None, act=None, width=MAIN_WIDTH, fp_ends=False, ntap=2, epochs=None):
+    """One configuration; ``epochs`` None means the sweep's ``--epochs``."""
+    return {"scheme": scheme, "nin": nin, "act": act, "width": width, "fp_ends": fp_ends,
+            "ntap": ntap, "epochs": epochs}
+
+
+def budget_cells(act, epochs=None):
+    """The 100 kbit study: every scheme at its widest network under 100 kbit, FleXOR with
+    Ntap 2 (rank nin - 1) and Ntap 3 (full rank for Nin 4 / 6 / 8 at config seed 2)."""
+    cells = [cell("bwn", None, act, BUDGET_WIDTHS[10], epochs=epochs)]
+    for nin in (8, 6, 4):
+        cells += [cell("flexor", nin, act, BUDGET_WIDTHS[nin], ntap=ntap, epochs=epochs)
+                  for ntap in (2, 3)]
+    return cells
 
 
 def tiers():
-    """Runs in priority order. CPU is scarce, so: every cell of the targets, the equal-memory
-    cells and the main table at seed 0, the second seed of the targets, the width sweep at
-    W 64 / 128 / 256, the third seed of the targets, the second and third seeds of the main
-    table, then the rest (float first/last layers, W 512, more seeds of the widths)."""
-    targets = [cell("flexor", 8, a) for a in (8, 2)] + [cell("bwn", None, a) for a in (8, 2)]
-    targets += [cell("fp", width=256), cell("bwn", None, 2, width=104),
-                cell("bwn", None, 8, width=104), cell("fp"), cell("flexor", 6, 2),
-                cell("flexor", 8, 4), cell("bwn", None, 4)]
-    # Equal memory: FleXOR's fewer bits per weight buy a wider network under 100 kbit.
-    budget = [cell("flexor", nin, a, width=width) for nin, width in BUDGET_WIDTHS.items()
-              for a in (2, 8)]
+    """Runs in priority order. CPU is scarce, so: the cells of the targets at three seeds; at
+    seed 0 the 100 kbit study (8-bit activations), the main table, BWN and FleXOR 0.8 of the
+    study at the longer protocol and the 2-bit width sweep at W 64 / 256; the longer protocol's
+    second seed; the main table's second seed; the rest of the width sweep and the float
+    first/last layers; the longer protocol's third seed; the study's second and third seeds
+    (Ntap 2); W 512; the rest."""
+    targets = [cell("flexor", 8, 8), cell("bwn", None, 8), cell("fp", width=256),
+               cell("fp", None, 8)]
     main = [cell("fp", None, a) for a in ACTIVATIONS] + \
            [cell("bwn", None, a) for a in ACTIVATIONS] + \
            [cell("flexor", nin, a) for nin in FLEXOR_NIN.values() for a in ACTIVATIONS]
-    widths = [cell(scheme, nin, act, width) for width in (64, 128, 256) for act in (2, 1)
+    widths = [cell(scheme, nin, act, width) for width in (64, 256) for act in (2, 1)
               for scheme, nin in (("flexor", 6), ("bwn", None))] + \
-             [cell("fp", width=width) for width in (64, 256)]
+             [cell("fp", width=width) for width in (64,)] + \
+             [cell(scheme, nin, 1) for scheme, nin in (("flexor", 6), ("bwn", None))]
     wide = [cell(scheme, nin, act, 512) for act in (2, 1)
             for scheme, nin in (("flexor", 6), ("bwn", None))] + [cell("fp", width=512)]
     ends = [cell("flexor", 8, 2, fp_ends=True), cell("bwn", None, 2, fp_ends=True)]
-    plan = [(targets + budget + main, 0), (targets + budget, 1), (widths, 0),
-            (targets + budget, 2), (main, 1), (main, 2),
-            (ends, 0), (wide, 0), (widths + ends, 1), (widths + ends, 2), (wide, 1),
-            (wide, 2)]
+    study = budget_cells(8)
+    # Ntap 3 lost 1.0 to 1.2 points to Ntap 2 at seed 0 (docs/results.md), so the further
+    # seeds and the longer protocol go to BWN and FleXOR 0.8 / 0.6 / 0.4 with Ntap 2 first.
+    ntap2 = [c for c in study if c["ntap"] == 2]
+    longer = budget_cells(8, STUDY_EPOCHS)
+    contenders = [c for c in longer if c["ntap"] == 2 and c["nin"] in (None, 8)]
+    two_bit = [c for c in widths if c["act"] == 2]
+    plan = [(targets, 0), (targets, 1), (targets, 2), (study, 0), (main, 0), (contenders, 0),
+            (two_bit, 0), (contenders, 1), (main, 1), (widths + ends, 0), (contenders, 2),
+            (ntap2, 1), (ntap2, 2), (wide, 0), (main, 2), (study, 1), (study, 2),
+            (budget_cells(2), 0),
+            (longer, 0), (longer, 1), (longer, 2), (budget_cells(2), 1), (widths + ends, 1),
+            (widths + ends, 2), (wide, 1), (wide, 2)]
     seen, order = set(), []
     for group, seed in plan:
         for c in group:
-            key = run_key(c, seed, None)
+            key = run_key(c, seed, c["epochs"])
             if key not in seen:
                 seen.add(key)
                 order.append(dict(c, seed=seed))
@@ -87,6 +112,7 @@ def tiers():
 
 def run_key(c, seed, epochs):
     nin = f"nin{c['nin']}" if c["nin"] else c["scheme"]
+    nin += f"-t{c['ntap']}" if c["ntap"] != 2 else ""
     act = "float" if c["act"] is None else f"a{c['act']}"
     ends = "fpends" if c["fp_ends"] else "enc"
     return f"{nin}-{act}-w{c['width']}-{ends}-e{epochs}-s{seed}"
@@ -98,6 +124,8 @@ def command(c, seed, epochs, output):
             "--scheme", c["scheme"], "--epochs", str(epochs), "--seed", str(seed)]
     if c["nin"]:
         args += ["--nin", str(c["nin"])]
+    if c["ntap"] != 2:
+        args += ["--ntap", str(c["ntap"])]
     if c["scheme"] != "fp":
         args += ["--fp-ends" if c["fp_ends"] else "--no-fp-ends", "--flatten", "tiled",
                  "--tile", str(TILE)]
@@ -120,7 +148,8 @@ def run(job):
     from flexor.train import RECIPES, train
     from flexor.train.recipes import with_epochs
 
-    c, epochs, cache = job
+    c, cache = job
+    epochs = c["epochs"]
     key = run_key(c, c["seed"], epochs)
     if _SPLIT is None:
         _SPLIT = load_dataset("fashion-mnist")
@@ -129,7 +158,8 @@ def run(job):
     start = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Ntap 2 matrices have rank nin - 1, by design
-        result = train(with_epochs(RECIPES["fashion-mnist-mlp"], epochs), scheme=c["scheme"],
+        recipe = replace(with_epochs(RECIPES["fashion-mnist-mlp"], epochs), ntap=c["ntap"])
+        result = train(recipe, scheme=c["scheme"],
                        seed=c["seed"], nin=(c["nin"],) if c["nin"] else None,
                        fp_ends=c["fp_ends"], width=c["width"], activation_bits=c["act"],
                        flatten="row-major" if c["scheme"] == "fp" else "tiled",
@@ -148,7 +178,13 @@ def run(job):
                   stored_bits=sum(l.stored_bits for l in container.layers),
                   weights=sum(l.n_weights for l in container.layers),
                   bits_per_weight=container.bits_per_weight("xor"),
-                  integer_correct=None, integer_agree=None, command=args)
+                  integer_correct=None, integer_agree=None, command=args,
+                  # Smallest raw activation step over the run, per quantizer (a collapse
+                  # towards 0 is the known failure of learned steps under Adam).
+                  step_min={name: min(h["step_min"][name] for h in result.history)
+                            for name in result.history[0]["step_min"]},
+                  step_final={name: float(value[0]) for name, value in
+                              container.tensors.items() if name.endswith(".scale")})
     if container.integer is not None:
         integer = evaluate_integer(container, data=data)
         record.update(integer_correct=integer.correct,
@@ -157,14 +193,14 @@ def run(job):
     return record
 
 
-def load_cache(cache, epochs):
+def load_cache(cache):
+    """Every cached record, whatever its epochs, by key."""
     records = {}
     for name in sorted(os.listdir(cache)) if os.path.isdir(cache) else ():
         if name.endswith(".json"):
             with open(os.path.join(cache, name), encoding="utf-8") as file:
                 record = json.load(file)
-            if record["epochs"] == epochs:
-                records[record["key"]] = record
+            records[record["key"]] = record
     return records
 
 
@@ -182,15 +218,21 @@ def label(c):
         return "full precision"
     if c["scheme"] == "bwn":
         return "BWN"
-    return f"FleXOR Nin {c['nin']}"
+    return f"FleXOR Nin {c['nin']}" + (f" Ntap {c['ntap']}" if c["ntap"] != 2 else "")
+
+
+def cell_key(scheme, nin, act, width, epochs, fp_ends=False, ntap=2):
+    """The key of a cell in :func:`groups`."""
+    return scheme, nin, act, width, fp_ends, ntap, epochs
 
 
 def groups(records):
     """Records grouped by cell (every key but the seed)."""
     cells = {}
-    for record in records.values():
-        key = (record["scheme"], record["nin"], record["act"], record["width"], record["fp_ends"])
-        cells.setdefault(key, []).append(record)
+    for r in records.values():
+        key = cell_key(r["scheme"], r["nin"], r["act"], r["width"], r["epochs"], r["fp_ends"],
+                       r["ntap"])
+        cells.setdefault(key, []).append(r)
     return {key: sorted(rs, key=lambda r: r["seed"]) for key, rs in cells.items()}
 
 
@@ -205,16 +247,21 @@ def fmt(stat):
     return "n/a" if stat is None else f"{stat[0]:.2f} ± {stat[1]:.2f}"
 
 
+def seeds(n):
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
 def act_name(act):
     return "float" if act is None else f"{act}-bit"
 
 
 def summary(key, runs):
-    scheme, nin, act, width, fp_ends = key
+    scheme, nin, act, width, fp_ends, ntap, epochs = key
     first = runs[0]
     agree = [r["integer_agree"] / r["test_samples"] for r in runs if r["integer_agree"] is not None]
     return {"label": label(first), "scheme": scheme, "nin": nin, "act": act, "width": width,
-            "fp_ends": fp_ends, "seeds": [r["seed"] for r in runs], "n": len(runs),
+            "fp_ends": fp_ends, "ntap": ntap, "seeds": [r["seed"] for r in runs],
+            "n": len(runs),
             "float": stats(runs, "float_correct"), "integer": stats(runs, "integer_correct"),
             "agree_min": min(agree) if agree else None,
             "kbit": first["encrypted_bits"] / 1000 if scheme != "fp" else
@@ -279,7 +326,7 @@ def budget_table(summaries):
             best = max(fits, key=accuracy_of)
             cells.append(f"{best['label']}, W {best['width']}, {act_name(best['act'])} "
                          f"activations: {fmt(best['integer'])} % integer "
-                         f"({best['n']} seeds, {best['kbit']:.1f} kbit)")
+                         f"({seeds(best['n'])}, {best['kbit']:.1f} kbit)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -294,6 +341,44 @@ def small_table(summaries):
         lines.append(f"| {s['label']}, W {s['width']} | {act_name(s['act'])} | {s['kbit']:.1f} | "
                      f"{s['weights']} | {s['n']} | {fmt(s['float'])} | {fmt(s['integer'])} |")
     return lines
+
+
+def xor_rank(nin, ntap):
+    """GF(2) rank of the sweep's XOR configuration ``XorConfig.random(nin, 10, ntap, 2)``."""
+    import warnings
+
+    from flexor.train.models import DEFAULT_CONFIG_SEED
+    from flexor.xor_config import XorConfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return XorConfig.random(nin, 10, ntap, DEFAULT_CONFIG_SEED).rank
+
+
+def study_table(summaries, epochs):
+    """The 100 kbit study: each scheme at its widest network under 100 kbit, at the sweep's
+    epochs and at :data:`STUDY_EPOCHS`, integer accuracy (8- and 2-bit activations)."""
+    columns = [(8, epochs), (8, STUDY_EPOCHS), (2, epochs)]
+    lines = ["| model | kbit | weights | information bits/weight (rank / Nout) | " +
+             " | ".join(f"{act}-bit act., {e} epochs" for act, e in columns) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
+    for c in budget_cells(8):
+        found = [summaries.get(cell_key(c["scheme"], c["nin"], act, c["width"], e,
+                                        ntap=c["ntap"])) for act, e in columns]
+        first = next((s for s in found if s is not None), None)
+        if first is None:
+            continue
+        information = 1.0 if c["scheme"] == "bwn" else xor_rank(c["nin"], c["ntap"]) / 10
+        cells = ["not run" if s is None else f"{fmt(s['integer'])} ({s['n']})" for s in found]
+        lines.append(f"| {first['label']}, W {c['width']} | {first['kbit']:.1f} | "
+                     f"{first['weights']} | {information:.1f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def kbit_of(width, nin, nout=10):
+    """Encrypted kbit of a ``784-width-width-10`` MLP at ``nin`` bits per ``nout`` weights."""
+    from flexor.weight_order import chunk_count
+    shapes = [(width, 784), (width, width), (10, width)]
+    return sum(chunk_count("tiled", out, m, nout, TILE) * nin for out, m in shapes) / 1000
 
 
 def ends_costs(width=MAIN_WIDTH, nin=8, nout=10):
@@ -350,17 +435,25 @@ def plot(summaries, path):
         points = [s for s in summaries.values() if s["scheme"] == scheme and not s["fp_ends"]]
         ax.scatter([s["kbit"] for s in points], [accuracy_of(s) for s in points], marker=marker,
                    color=color, label=name, alpha=0.75)
-    for (name, kbit), style in zip(BUDGETS.items(), ("--", ":")):
-        ax.axvline(kbit, color="gray", linestyle=style, label=f"{name} block RAM")
+    budgets = {"100 kbit": SHIP_BUDGET_KBIT, **BUDGETS}
+    for (name, kbit), style in zip(budgets.items(), ("-.", "--", ":")):
+        ax.axvline(kbit, color="gray", linestyle=style, label=f"{name}" +
+                   (" (shipped container)" if kbit == SHIP_BUDGET_KBIT else " block RAM"))
+    # The best model of each scheme under each budget: ringed, and named in a box (the points
+    # near 100 kbit are too dense for labels beside them).
+    notes = []
+    for name, kbit in budgets.items():
         for scheme, color in (("flexor", "C0"), ("bwn", "C1")):
             fits = [s for s in summaries.values() if s["scheme"] == scheme and
                     s["kbit"] <= kbit and s["integer"] is not None]
             if fits:
                 best = max(fits, key=accuracy_of)
-                ax.annotate(f"best {styles[scheme][2]} <= {name.split()[0]}: "
-                            f"{accuracy_of(best):.2f}%", (best["kbit"], accuracy_of(best)),
-                            xytext=(5, -12 if scheme == "bwn" else 6),
-                            textcoords="offset points", fontsize=7, color=color)
+                ax.scatter([best["kbit"]], [accuracy_of(best)], s=160, facecolors="none",
+                           edgecolors=color)
+                notes.append(f"<= {name.split()[0]}: {best['label']} W {best['width']}, "
+                             f"{act_name(best['act'])} act., {accuracy_of(best):.2f} %")
+    ax.text(0.36, 0.75, "best (ringed), integer program:\n" + "\n".join(notes),
+            transform=ax.transAxes, va="top", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("stored weight bits (kbit; encrypted bits, or 32 per float weight)")
     ax.set_ylabel("test accuracy % (integer program where there is one)")
@@ -372,36 +465,53 @@ def plot(summaries, path):
 
 
 def report(records, epochs):
-    summaries = {key: summary(key, runs) for key, runs in groups(records).items()}
-    seeds = sorted({r["seed"] for r in records.values()})
+    every = {key: summary(key, runs) for key, runs in groups(records).items()}
+    # The tables at the sweep's epochs; the main and width tables and the first/last-layer
+    # comparison are Ntap 2, keyed without Ntap and epochs.
+    at_epochs = {key: s for key, s in every.items() if key[6] == epochs}
+    summaries = {key[:5]: s for key, s in at_epochs.items() if key[5] == 2}
+    seed_list = sorted({r["seed"] for r in records.values()})
     seconds = sum(r["seconds"] for r in records.values())
-    lines = [f"{len(records)} runs of {epochs} epochs each (seeds {seeds}; {seconds / 3600:.2f} "
-             f"CPU hours of training, one thread per run). Mean ± standard deviation over the "
-             f"seeds run (the `seeds` column; std 0.00 when only one). \"integer\" is the exact "
-             f"integer program on the raw pixels; n/a where the network has float activations "
-             f"or float weights (no integer program).", "",
-             f"**Main table** (W = {MAIN_WIDTH}, every layer encrypted, tiled order, tile 4):",
-             ""]
+    runs = ", ".join(f"{sum(r['epochs'] == e for r in records.values())} of {e} epochs"
+                     for e in sorted({r["epochs"] for r in records.values()}))
+    lowest = min((value, r["key"]) for r in records.values()
+                 for value in r.get("step_min", {}).values()) if records else None
+    lines = [f"{len(records)} runs ({runs}; seeds {seed_list}; {seconds / 3600:.2f} CPU hours of "
+             f"training, one thread per run, one run at a time). Mean ± standard deviation over "
+             f"the seeds run (the `seeds` column; std 0.00 when only one). \"integer\" is the "
+             f"exact integer program on the raw pixels; n/a where the network has float "
+             f"activations or float weights (no integer program)." +
+             ("" if lowest is None else f" Smallest raw learned activation step (the parameter; "
+              f"the quantizer uses at least 1e-6) after any update of any run: "
+              f"{lowest[0]:.2g} (`{lowest[1]}`)."), "",
+             f"**Main table** (W = {MAIN_WIDTH}, {epochs} epochs, every layer encrypted, tiled "
+             f"order, tile 4, Ntap 2):", ""]
     lines += main_table(summaries)
-    lines += ["", "**Width sweep** (every layer encrypted; integer accuracy where there is one, "
-              "(seeds; encrypted kbit, or float32 kbit for full precision)):", ""]
+    lines += ["", f"**Width sweep** ({epochs} epochs, every layer encrypted; integer accuracy "
+              "where there is one, (seeds; encrypted kbit, or float32 kbit for full "
+              "precision)):", ""]
     lines += width_table(summaries)
-    lines += ["", "**Most accurate model under each budget** (integer program, mean over seeds; "
-              "only the widths run above):", ""]
-    lines += budget_table(summaries)
-    lines += ["", "**Every model under 100 kbit** (integer program), most accurate first:", ""]
-    lines += small_table(summaries)
+    lines += ["", f"**Most accurate model under each budget** (integer program, mean over "
+              f"seeds; {epochs} epochs; only the configurations run above and below):", ""]
+    lines += budget_table(at_epochs)
+    lines += ["", f"**The 100 kbit study**: each scheme at its widest network (a multiple of 4) "
+              f"under 100 kbit, FleXOR with Ntap 2 and Ntap 3, the same recipe for all, at "
+              f"{epochs} and {STUDY_EPOCHS} epochs; integer accuracy % (seeds):", ""]
+    lines += study_table(every, epochs)
+    lines += ["", f"**Every model under 100 kbit** ({epochs} epochs, integer program), most "
+              "accurate first:", ""]
+    lines += small_table(at_epochs)
     lines += ["", "**Float first and last layer** (FleXOR's default) against every layer "
               "encrypted:", ""]
     lines += ends_table(summaries)
-    choice = ship_choice(summaries)
+    choice = ship_choice(at_epochs)
     lines += ["", "**Shipped-container choice** (most accurate with every layer encrypted, an "
-              "integer program, <= 100 kbit and more than 100 k weights): " +
+              f"integer program, <= 100 kbit and more than 100 k weights, {epochs} epochs): " +
               ("none yet" if choice is None else
                f"{choice['label']}, W {choice['width']}, {act_name(choice['act'])} activations, "
                f"{choice['kbit']:.1f} kbit, integer {fmt(choice['integer'])} % over "
-               f"{choice['n']} seeds.")]
-    plot(summaries, os.path.join(DOCS, "fmnist.png"))
+               f"{seeds(choice['n'])}.")]
+    plot(at_epochs, os.path.join(DOCS, "fmnist.png"))
     return "\n".join(lines) + "\n", summaries, choice
 
 
@@ -417,23 +527,29 @@ def write_docs(text):
         file.write(document)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--cache", default=os.path.join(ROOT, "build", "fmnist-sweep"))
-    parser.add_argument("--limit", type=int, help="run at most N new runs")
-    parser.add_argument("--report", action="store_true", help="only rewrite the docs")
-    args = parser.parse_args()
-    os.makedirs(args.cache, exist_ok=True)
-    records = load_cache(args.cache, args.epochs)
-    if not args.report:
-        todo = [c for c in tiers() if run_key(c, c["seed"], args.epochs) not in records]
-        todo = todo[:args.limit] if args.limit else todo
-        print(f"{len(records)} runs cached, {len(todo)} to run", flush=True)
-        with ProcessPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run, (c, args.epochs, args.cache)) for c in todo]
-            for future in as_completed(futures):
+def stopping(args):
+    """No new run after ``--until`` (UTC) or once the cache holds a file named STOP."""
+    if os.path.exists(os.path.join(args.cache, "STOP")):
+        return True
+    return args.until is not None and time.strftime("%H:%M", time.gmtime()) >= args.until
+
+
+def sweep(todo, records, args):
+    """Run ``todo`` in order, ``--jobs`` at a time, caching every finished run; runs are
+    started one by one, so that a stop request lets the running ones finish and starts none."""
+    queue = iter(todo)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        running = set()
+        while True:
+            while len(running) < args.jobs and not stopping(args):
+                c = next(queue, None)
+                if c is None:
+                    break
+                running.add(pool.submit(run, (c, args.cache)))
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
                 try:
                     record = future.result()
                 except ValueError as error:   # one failed run must not end the sweep
@@ -441,9 +557,38 @@ def main():
                     continue
                 save_record(args.cache, record)
                 records[record["key"]] = record
-                integer = record["integer_correct"]
-                print(f"{record['key']}: float {record['float_correct']}, integer "
-                      f"{integer}, {record['seconds']:.0f} s", flush=True)
+                print(f"{time.strftime('%H:%M', time.gmtime())} {record['key']}: float "
+                      f"{record['float_correct']}, integer {record['integer_correct']}, "
+                      f"{record['seconds']:.0f} s", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (default 1; each uses one torch thread)")
+    parser.add_argument("--cache", default=os.path.join(ROOT, "build", "fmnist-sweep"))
+    parser.add_argument("--limit", type=int, help="run at most N new runs")
+    parser.add_argument("--until", metavar="HH:MM",
+                        help="start no run at or after this UTC time (a file STOP in the cache "
+                        "does the same at once)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the docs")
+    parser.add_argument("--widths", action="store_true",
+                        help="print the widest network of each scheme under 100 kbit")
+    args = parser.parse_args()
+    if args.widths:
+        for nin, width in BUDGET_WIDTHS.items():
+            print(f"Nin {nin}: W {width} ({kbit_of(width, nin):.1f} kbit), W {width + 4} "
+                  f"({kbit_of(width + 4, nin):.1f} kbit)")
+        return
+    os.makedirs(args.cache, exist_ok=True)
+    records = load_cache(args.cache)
+    if not args.report:
+        plan = [dict(c, epochs=c["epochs"] or args.epochs) for c in tiers()]
+        todo = [c for c in plan if run_key(c, c["seed"], c["epochs"]) not in records]
+        todo = todo[:args.limit] if args.limit else todo
+        print(f"{len(records)} runs cached, {len(todo)} to run", flush=True)
+        sweep(todo, records, args)
     text, _, choice = report(records, args.epochs)
     print(text)
     write_docs(text)

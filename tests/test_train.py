@@ -133,6 +133,25 @@ def test_training_is_deterministic():
     assert _quick(epochs=2, seed=6).container.to_bytes() != first
 
 
+def test_history_records_the_smallest_activation_step_of_each_epoch(monkeypatch):
+    """``step_min`` is the smallest raw step an optimizer update left (watched here from the
+    optimizer's side: the steps are the only one-element parameters of this MLP)."""
+    seen, adam_step = [], torch.optim.Adam.step
+
+    def watched(self, *args, **kwargs):
+        result = adam_step(self, *args, **kwargs)
+        seen.append([float(p) for group in self.param_groups for p in group["params"]
+                     if p.numel() == 1])
+        return result
+    monkeypatch.setattr(torch.optim.Adam, "step", watched)
+    history = _quick(epochs=2, activation_bits=2).history
+    steps = len(seen) // 2                                # two epochs of equal length
+    for epoch, record in enumerate(history):
+        epoch_values = np.array(seen[epoch * steps:(epoch + 1) * steps])
+        assert sorted(record["step_min"].values()) == sorted(epoch_values.min(axis=0)), epoch
+    assert _quick(epochs=1).history[0]["step_min"] == {}  # float ReLUs: no step
+
+
 def test_export_refuses_a_container_the_golden_model_disagrees_with(monkeypatch):
     """A container is written only if the golden model reproduces torch's predictions, so the
     recorded accuracy is what the file gives (a broken export is the mutant here)."""

@@ -32,7 +32,9 @@ __all__ = ["train", "TrainResult"]
 
 class TrainResult:
     """What :func:`train` returns: the trained ``model``, its ``container`` (None on ranks other
-    than 0), the test ``predictions`` and ``accuracy``, and the per-epoch ``history``."""
+    than 0), the test ``predictions`` and ``accuracy``, and the per-epoch ``history`` (loss,
+    learning rate, S_tanh and ``step_min``: the smallest raw step of every activation quantizer
+    over the epoch's updates)."""
 
     def __init__(self, model, container, predictions, accuracy, history):
         self.model = model
@@ -146,6 +148,7 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
     bar = tqdm(range(recipe.epochs), desc=f"{recipe.model} {scheme}", unit="epoch",
                disable=None if progress and rank == 0 else True, leave=False)
     history, steps = [], 0
+    quantizers = dict(net.quantizers.items())
     for epoch in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, epoch)
@@ -154,6 +157,9 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             sampler.set_epoch(epoch)
         model.train()
         total, count = 0.0, 0
+        # The smallest raw activation step of the epoch: a step driven towards 0 by the
+        # optimizer is the failure mode of learned steps under Adam (docs/results.md).
+        step_min = {name: math.inf for name in quantizers}
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             if recipe.augment:
@@ -167,13 +173,16 @@ def train(recipe, *, scheme="flexor", seed=0, nin=None, q=1, config_seed=DEFAULT
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            for name, quantizer in quantizers.items():
+                step_min[name] = min(step_min[name], float(quantizer.scale.detach()))
             total += value * len(y)
             count += len(y)
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 break
         history.append({"epoch": epoch, "loss": total / count,
-                        "lr": learning_rate(recipe, epoch), "s_tanh": s_tanh(recipe, epoch)})
+                        "lr": learning_rate(recipe, epoch), "s_tanh": s_tanh(recipe, epoch),
+                        "step_min": step_min})
         bar.set_postfix(loss=f"{total / count:.4f}")
         if max_steps is not None and steps >= max_steps:
             break
