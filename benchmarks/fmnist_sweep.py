@@ -73,8 +73,8 @@ def tiers():
     seed 0 the 100 kbit study (8-bit activations), the main table, BWN and FleXOR 0.8 of the
     study at the longer protocol and the 2-bit width sweep at W 64 / 256; the longer protocol's
     second seed; the main table's second seed; the rest of the width sweep and the float
-    first/last layers; the longer protocol's third seed; the study's second and third seeds
-    (Ntap 2); W 512; the rest."""
+    first/last layers; the longer protocol's third seed; the main table's third seed; the study's
+    second and third seeds (Ntap 2); W 512; the rest."""
     targets = [cell("flexor", 8, 8), cell("bwn", None, 8), cell("fp", width=256),
                cell("fp", None, 8)]
     main = [cell("fp", None, a) for a in ACTIVATIONS] + \
@@ -96,7 +96,7 @@ def tiers():
     two_bit = [c for c in widths if c["act"] == 2]
     plan = [(targets, 0), (targets, 1), (targets, 2), (study, 0), (main, 0), (contenders, 0),
             (two_bit, 0), (contenders, 1), (main, 1), (widths + ends, 0), (contenders, 2),
-            (ntap2, 1), (ntap2, 2), (wide, 0), (main, 2), (study, 1), (study, 2),
+            (main, 2), (ntap2, 1), (ntap2, 2), (wide, 0), (study, 1), (study, 2),
             (budget_cells(2), 0),
             (longer, 0), (longer, 1), (longer, 2), (budget_cells(2), 1), (widths + ends, 1),
             (widths + ends, 2), (wide, 1), (wide, 2)]
