@@ -158,11 +158,13 @@ def test_engine_full_rate(case):
     assert period <= bound, f"{period} cycles per image, bound {bound} (seed {seed})"
 
 
-def test_reset_mid_image():
-    seed = 300
-    network, dut = build(NETWORKS[1], seed)
+@pytest.mark.parametrize("single_port, seed, reset_at", [(False, 300, 400), (True, 900, 150)],
+                         ids=["default", "single-port"])
+def test_reset_mid_image(single_port, seed, reset_at):
+    """A reset mid-image, also with the image memory on single-port blocks (iCE40 UltraPlus)."""
+    network, dut = (build_single_port if single_port else build)(NETWORKS[1], seed)
     images = network.random_inputs(2, seed)
-    run = simulate_engine(dut, images, seed=seed, stall=(0.2, 0.2, 0.2, 0.2), reset_at=400)
+    run = simulate_engine(dut, images, seed=seed, stall=(0.2, 0.2, 0.2, 0.2), reset_at=reset_at)
     check_engine(run, network, images, seed)
 
 
@@ -297,14 +299,6 @@ def test_single_port_engine_full_rate(case):
     check_engine(run, network, images, seed)
     period = max(np.diff(run.result_cycles))
     assert period <= dut.cycle_bound(), f"{period} cycles, bound {dut.cycle_bound()}"
-
-
-def test_single_port_engine_reset_mid_image():
-    seed = 900
-    network, dut = build_single_port(NETWORKS[1], seed)
-    images = network.random_inputs(2, seed)
-    run = simulate_engine(dut, images, seed=seed, stall=(0.2, 0.2, 0.2, 0.2), reset_at=150)
-    check_engine(run, network, images, seed)
 
 
 def test_single_port_options_are_checked():
