@@ -176,7 +176,8 @@ class Requantizer(wiring.Component):
         m.d.comb += read.addr.eq(base + self.i.payload.row)
         constant = read.data
         if rows < len(init):
-            # The rows past the memory: a registered multiplexer, read in the same cycle.
+            # The rows past the memory: a registered multiplexer, read in the same cycle. Its
+            # address is recomputed at full width: the memory's own is only as wide as its rows.
             address = Signal.like(base)
             from_logic = Signal()
             logic_word = Signal.like(read.data)
