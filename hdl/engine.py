@@ -30,6 +30,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from flexor.integer import MULT_BITS, signed_bits
 from flexor.network import StreamedNetwork
+from flexor.parameters import check_int
 
 from .decryptor import Decryptor, data_layout, descriptor_layout
 from .single_port import SPRAM_DEPTH, SPRAM_WIDTH, SharedPortMemory
@@ -86,9 +87,9 @@ def _check_network(network, lanes):
                              f"{lanes}")
 
 
-def _check_memory_rows(rows):
-    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
-        raise ValueError(f"memory_rows must be None or a positive integer, not {rows!r}")
+def _check_memory_rows(name, rows):
+    """``rows``, a positive integer or ``None`` (all rows in memory)."""
+    return None if rows is None else check_int(name, rows)
 
 
 class Requantizer(wiring.Component):
@@ -120,7 +121,7 @@ class Requantizer(wiring.Component):
         self._program = program
         layers = program.layers
         rows = sum(layer.outputs for layer in layers)
-        _check_memory_rows(memory_rows)
+        memory_rows = _check_memory_rows("memory_rows", memory_rows)
         self._memory_rows = rows if memory_rows is None else min(rows, memory_rows)
         self._acc_bits = max(layer.acc_bits for layer in layers)
         self._sum_bits = max(layer.sum_bits for layer in layers)
@@ -293,16 +294,13 @@ class InferenceEngine(wiring.Component):
         self._image_columns = -(-program.inputs // nout)
         image_depth = 2 * 2 ** ceil_log2(self._image_columns)
         image_width = nout * program.input_bits
-        most = -(-image_width // SPRAM_WIDTH)
-        blocks = image_single_port_blocks
-        if not isinstance(blocks, int) or isinstance(blocks, bool) or not 0 <= blocks <= most:
-            raise ValueError(f"image_single_port_blocks must be an integer from 0 to {most} "
-                             f"(the image memory is {image_width} bits wide), not "
-                             f"{image_single_port_blocks!r}")
+        image_single_port_blocks = check_int(
+            f"image_single_port_blocks for {image_width}-bit image words",
+            image_single_port_blocks, minimum=0, maximum=-(-image_width // SPRAM_WIDTH))
         if image_single_port_blocks and image_depth > SPRAM_DEPTH:
             raise ValueError(f"the image memory has {image_depth} words, more than a "
                              f"single-port block's {SPRAM_DEPTH}")
-        _check_memory_rows(constant_memory_rows)
+        constant_memory_rows = _check_memory_rows("constant_memory_rows", constant_memory_rows)
         self._network = network
         self._decryptor = Decryptor(configs=network.configs, width=width, lanes=lanes)
         self._width, self._lanes = self._decryptor.width, self._decryptor.lanes

@@ -16,6 +16,8 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from flexor.parameters import check_int
+
 __all__ = ["SinglePortRam", "SharedPortMemory", "SPRAM_DEPTH", "SPRAM_WIDTH"]
 
 #: Words and bits of one ``SB_SPRAM256KA``.
@@ -33,12 +35,6 @@ def _is_ultraplus(platform):
         raise ValueError(f"the {platform.device} has no SPRAM; on iCE40, SinglePortRam needs "
                          f"an UltraPlus (iCE40UP3K, iCE40UP5K)")
     return True
-
-
-def _check_depth(depth):
-    if not isinstance(depth, int) or not 1 <= depth <= SPRAM_DEPTH:
-        raise ValueError(f"depth must be an integer from 1 to {SPRAM_DEPTH}, not {depth!r}")
-    return depth
 
 
 def _arbitrate(queued, reading):
@@ -76,8 +72,8 @@ class SinglePortRam(wiring.Component):
     """
 
     def __init__(self, *, depth):
-        self._depth = _check_depth(depth)
-        super().__init__({"addr": In(range(depth)), "en": In(1), "we": In(1), "mask": In(4),
+        self._depth = check_int("depth", depth, maximum=SPRAM_DEPTH)
+        super().__init__({"addr": In(range(self._depth)), "en": In(1), "we": In(1), "mask": In(4),
                           "wdata": In(SPRAM_WIDTH), "rdata": Out(SPRAM_WIDTH)})
 
     depth = property(lambda self: self._depth)
@@ -135,15 +131,11 @@ class SharedPortMemory(wiring.Component):
     """
 
     def __init__(self, *, depth, width, blocks):
-        self._depth = _check_depth(depth)
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, not {width!r}")
-        top = -(-width // SPRAM_WIDTH)
-        if not isinstance(blocks, int) or not 1 <= blocks <= top:
-            raise ValueError(f"blocks must be an integer from 1 to {top} for {width} bits, not "
-                             f"{blocks!r}")
-        self._width, self._blocks = width, blocks
-        addr_width = ceil_log2(depth)
+        self._depth = check_int("depth", depth, maximum=SPRAM_DEPTH)
+        self._width = width = check_int("width", width)
+        self._blocks = check_int(f"blocks for {width}-bit words", blocks,
+                                 maximum=-(-width // SPRAM_WIDTH))
+        addr_width = ceil_log2(self._depth)
         super().__init__({
             "read": In(memory.ReadPort.Signature(addr_width=addr_width, shape=width)),
             "write": In(memory.WritePort.Signature(addr_width=addr_width, shape=width)),

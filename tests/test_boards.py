@@ -5,6 +5,7 @@ amaranth-boards platform reads (``ICEPROG``, ``OPENFPGALOADER``), that records i
 and the bitstream it was given.
 """
 
+import gc
 import json
 import os
 import stat
@@ -12,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from amaranth.hdl import UnusedElaboratable
 
 from boards.__main__ import PROG, main
 from boards.build import TOOLCHAINS, bitstream_path, parse_build_reports
@@ -20,6 +22,7 @@ from boards.platforms import BOARDS, FAMILIES, Board, board_by_name
 from boards.top import BoardTop
 from flexor import RankWarning, XorConfig
 from flexor.cli import run_cli
+from flexor.network import StreamedNetwork
 
 
 def run(argv, capsys):
@@ -99,6 +102,27 @@ def test_build_cli_refuses_big_weights_before_running_any_tool(tmp_path, capsys,
                            capsys)
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "80000 bits" in err and "65536 bits" in err
+    assert not build_dir.exists()
+
+
+def test_classify_build_refuses_an_image_memory_deeper_than_a_spram(tmp_path, capsys,
+                                                                   monkeypatch):
+    # 8193 one-pixel image words, two slots: 32768 words, twice an SB_SPRAM256KA's depth.
+    network = StreamedNetwork.random(0, sizes=(8193, 1), nout=1, nins=(1,), tiles=(1,),
+                                     hidden_bits=())
+    monkeypatch.setattr("boards.__main__.load_network", lambda path: network)
+    monkeypatch.setattr("boards.__main__.build_environment", lambda board, toolchain: {})
+    build_dir = tmp_path / "build"
+    with warnings.catch_warnings():
+        # The engine refuses in its constructor: the half-built top, application and engine
+        # warn when collected that they were never elaborated.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        status, out, err = run(["build", "--board", "icebreaker", "--app", "classify",
+                                "--build-dir", str(build_dir)], capsys)
+        gc.collect()
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err == (f"{PROG}: error: the image memory has 32768 words, more than a single-port "
+                   f"block's 16384\n")
     assert not build_dir.exists()
 
 

@@ -7,6 +7,7 @@ every output of every layer and every result beat must equal the NumPy integer m
 """
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -301,13 +302,57 @@ def test_single_port_engine_full_rate(case):
     assert period <= dut.cycle_bound(), f"{period} cycles, bound {dut.cycle_bound()}"
 
 
-def test_single_port_options_are_checked():
+BLOCKS = "image_single_port_blocks for 32-bit image words must be an integer"
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"image_single_port_blocks": 3}, ValueError, f"{BLOCKS} in 0..2, not 3"),
+    ({"image_single_port_blocks": -1}, ValueError, f"{BLOCKS} in 0..2, not -1"),
+    ({"image_single_port_blocks": 1.0}, TypeError, f"{BLOCKS}, not 1.0"),
+    ({"image_single_port_blocks": True}, TypeError, f"{BLOCKS}, not True"),
+    ({"image_single_port_blocks": None}, TypeError, f"{BLOCKS}, not None"),
+    ({"constant_memory_rows": 0}, ValueError,
+     "constant_memory_rows must be an integer >= 1, not 0"),
+    ({"constant_memory_rows": -3}, ValueError,
+     "constant_memory_rows must be an integer >= 1, not -3"),
+    ({"constant_memory_rows": 2.5}, TypeError, "constant_memory_rows must be an integer, not 2.5"),
+    ({"constant_memory_rows": False}, TypeError,
+     "constant_memory_rows must be an integer, not False"),
+])
+def test_memory_options_are_checked(options, error, message):
     network = random_network(NETWORKS[0], 0)       # nout 4, 8-bit pixels: 32-bit image words
-    with pytest.raises(ValueError, match="image_single_port_blocks must be an integer from 0 "
-                                         "to 2"):
-        InferenceEngine(network=network, width=8, image_single_port_blocks=3)
-    with pytest.raises(ValueError, match="memory_rows must be None or a positive integer"):
-        InferenceEngine(network=network, width=8, constant_memory_rows=0)
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        InferenceEngine(network=network, width=8, **options)
+
+
+@pytest.mark.parametrize("rows, error, message", [
+    (0, ValueError, "memory_rows must be an integer >= 1, not 0"),
+    (1.5, TypeError, "memory_rows must be an integer, not 1.5"),
+    (True, TypeError, "memory_rows must be an integer, not True"),
+])
+def test_requantizer_memory_rows_are_checked(rows, error, message):
+    program = random_network(NETWORKS[0], 0).program
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        Requantizer(program, memory_rows=rows)
+
+
+def test_single_port_image_memory_refused_when_deeper_than_a_block():
+    # 8193 one-pixel columns: two slots of 2**14 words each.
+    network = StreamedNetwork.random(0, sizes=(8193, 1), nout=1, nins=(1,), tiles=(1,),
+                                     hidden_bits=())
+    with pytest.raises(ValueError, match="^the image memory has 32768 words, more than a "
+                                         "single-port block's 16384$"):
+        InferenceEngine(network=network, width=8, image_single_port_blocks=1)
+
+
+def test_single_port_options_default_and_numpy_integers():
+    network = random_network(NETWORKS[0], 0)
+    engine = InferenceEngine(network=network, width=8, image_single_port_blocks=np.int64(2),
+                             constant_memory_rows=np.int32(5))
+    assert type(engine.image_single_port_blocks) is int
+    assert type(engine.constant_memory_rows) is int
+    assert engine.single_port_buffers["image"][1] == 32 and engine.constant_logic_rows > 0
+    Fragment.get(engine, None)
     default = InferenceEngine(network=network, width=8)
     assert default.single_port_buffers == {} and default.constant_logic_rows == 0
     Fragment.get(default, None)       # elaborates (and so is not reported unused)

@@ -4,7 +4,9 @@ port, and the shared memory against a plain model of its contract (reads never d
 one cycle later and held, writes queued one deep and written in a cycle without a read)."""
 
 import random
+import re
 
+import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
@@ -86,10 +88,41 @@ def test_shared_port_memory_equals_its_contract(depth, width, blocks):
     assert min(counts.values()) > 100, counts
 
 
-def test_shared_port_memory_refuses_bad_parameters():
-    with pytest.raises(ValueError, match="blocks must be an integer from 1 to 5"):
-        SharedPortMemory(depth=16, width=80, blocks=6)
-    with pytest.raises(ValueError, match="depth must be an integer from 1 to 16384"):
-        SharedPortMemory(depth=16385, width=16, blocks=1)
-    with pytest.raises(ValueError, match="width must be a positive integer"):
-        SharedPortMemory(depth=16, width=0, blocks=1)
+BAD_DEPTHS = [
+    ("32", TypeError, "depth must be an integer, not '32'"),
+    (32.0, TypeError, "depth must be an integer, not 32.0"),
+    (True, TypeError, "depth must be an integer, not True"),
+    (0, ValueError, "depth must be an integer in 1..16384, not 0"),
+    (-1, ValueError, "depth must be an integer in 1..16384, not -1"),
+    (16385, ValueError, "depth must be an integer in 1..16384, not 16385"),
+]
+
+
+@pytest.mark.parametrize("depth, error, message", BAD_DEPTHS)
+def test_single_port_ram_refuses_bad_depths(depth, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        SinglePortRam(depth=depth)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    *[({"depth": depth}, error, message) for depth, error, message in BAD_DEPTHS],
+    ({"width": 16.0}, TypeError, "width must be an integer, not 16.0"),
+    ({"width": True}, TypeError, "width must be an integer, not True"),
+    ({"width": 0}, ValueError, "width must be an integer >= 1, not 0"),
+    ({"width": 80, "blocks": 6}, ValueError,
+     "blocks for 80-bit words must be an integer in 1..5, not 6"),
+    ({"blocks": 0}, ValueError, "blocks for 16-bit words must be an integer in 1..1, not 0"),
+    ({"blocks": -1}, ValueError, "blocks for 16-bit words must be an integer in 1..1, not -1"),
+    ({"blocks": 1.0}, TypeError, "blocks for 16-bit words must be an integer, not 1.0"),
+    ({"blocks": True}, TypeError, "blocks for 16-bit words must be an integer, not True"),
+])
+def test_shared_port_memory_refuses_bad_parameters(options, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        SharedPortMemory(**{"depth": 16, "width": 16, "blocks": 1, **options})
+
+
+def test_numpy_integer_parameters_become_ints():
+    ram = SharedPortMemory(depth=np.int64(16384), width=np.int32(40), blocks=np.uint8(3))
+    assert (ram.depth, ram.width, ram.blocks) == (16384, 40, 3)
+    assert {type(ram.depth), type(ram.width), type(ram.blocks)} == {int}
+    assert type(SinglePortRam(depth=np.int16(7)).depth) is int
