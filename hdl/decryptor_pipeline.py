@@ -5,12 +5,13 @@ network. Structure::
     desc ─> intake ─> desc queue ─> planner ─> beat queue ─┐ fire
     data ───────────────────────> word FIFO ───────────────┴──> snapshot ─> lanes ─> XOR ─> out
 
-* The **intake** register keeps the halves of the descriptor's tests that one gate gives; the
-  **desc queue** (two entries) completes them as each descriptor enters (zero chunks, index
-  out of range, first beat's size and final flags), so no 32-bit test lies behind a
-  handshake; ``desc.ready`` is one gate of registers. Its head is dispatched: a good layer to the
-  planner and a ``keep`` entry to the *kind queue*, a bad index with chunks to the kind queue
-  as ``skip``, a zero-chunk descriptor nowhere (both set their sticky ``error`` bit).
+* The **intake** register keeps the halves of the descriptor's tests that two levels of logic
+  give (which groups of at most 16 bits of ``chunks`` are non-zero, the low bits' compares);
+  the **desc queue** (two entries) completes them as each descriptor enters (zero chunks,
+  index out of range, first beat's size and final flags), so no 32-bit test lies behind a
+  handshake; ``desc.ready`` is one gate of registers. Its head is dispatched: a good layer to
+  the planner and a ``keep`` entry to the *kind queue*, a bad index with chunks to the kind
+  queue as ``skip``, a zero-chunk descriptor nowhere (both set their sticky ``error`` bit).
 * The **word FIFO** holds whole memory words in fixed slots (no placing shifter): the data side
   writes the word at the write pointer when the kind queue's head says ``keep`` and a slot is
   free, drops it on ``skip``, and pops the kind queue on ``last``. Its occupancy is a
@@ -22,17 +23,20 @@ network. Structure::
   beat's end (offset plus bits), which adds registers only: the next beat's bits are planned a
   beat ahead.
 * A beat **fires** when the beat queue's head is valid, the FIFO holds the words it spans, and
-  the output side can take it (``go``, a register). The **snapshot** captures the spanned words;
-  the **lanes** step shifts by the offset (a multiplexer over the offsets the configurations can
-  reach) and zeroes chunks past ``count`` and the other configurations' lanes; the **XOR** step
+  the output side can take it (``go``, a register). The **snapshot** captures the spanned words
+  and the lanes step's selects (a flag per reachable offset, and per configuration and lane one
+  for "holds a chunk"); the **lanes** step shifts by the offset (an AND-OR over the offset
+  flags) and zeroes chunks past ``count`` and the other configurations' lanes; the **XOR** step
   computes every configuration's networks and XORs them (all but one are zero) into the output.
 * The **output** register has a skid register behind it, so the pipeline's enable ``go`` is a
   register (the skid is empty), not a function of ``out.ready``.
 * **Timing.** Only valid flags and pointers are reset: data registers are ``reset_less``, so
   their wide enables carry no reset (on the iCE40 a synchronous reset joins the enable, and
   nextpnr drives wide enables through global buffers, which alone take about 7 ns), and the
-  FIFO slot at the write pointer, the snapshot and the skid load whenever their contents are
-  don't-care, so their enables are registers or one gate of them.
+  FIFO slot at the write pointer, the queues' spare entries, the snapshot and the skid load
+  whenever their contents are don't-care, so their enables are registers or one gate of them.
+  The valid flags are written as plain logic, not under ``If``: Yosys then finds no enable in
+  them to join their reset.
 """
 
 from math import gcd
@@ -90,13 +94,16 @@ def _queue2(m, name, fields, in_valid, incoming, take):
     spare_valid = Signal(name=f"{name}_spare_valid")
     in_ready = ~spare_valid
     accepted = in_valid & in_ready
+    # The flags as plain logic (no If): Yosys then finds no enable in them, and on the iCE40
+    # a flag's reset would otherwise join its enable, one more level of logic.
+    m.d.sync += [head_valid.eq((head_valid & ~take) | spare_valid | accepted),
+                 spare_valid.eq(head_valid & ~take & (spare_valid | in_valid))]
     with m.If(~head_valid | take):
-        m.d.sync += head_valid.eq(spare_valid | accepted)
         for key in fields:
             m.d.sync += head[key].eq(Mux(spare_valid, spare[key], incoming[key]))
-        m.d.sync += spare_valid.eq(0)
-    with m.Elif(accepted):
-        m.d.sync += spare_valid.eq(1)
+    # An empty spare loads whatever is offered, accepted or not, so that its wide enable is a
+    # register, not the pop.
+    with m.If(~spare_valid):
         for key in fields:
             m.d.sync += spare[key].eq(incoming[key])
     return in_ready, head_valid, SimpleNamespace(**head), spare_valid, SimpleNamespace(**spare)
@@ -114,46 +121,63 @@ def elaborate_pipelined(dut):
     def need_of(config, count):
         """Bits a beat of ``count`` chunks takes, for configuration index ``config``."""
         need = Signal(range(lanes * 64 + 1))
+        # The last configuration is the default: an index out of range is a bad descriptor
+        # whose need is never used, and a constant there would become a reset in Yosys's
+        # mapping (a reset pin with logic before it on the ECP5).
         with m.Switch(config):
-            for index, xor_config in enumerate(configs):
+            for index, xor_config in enumerate(configs[:-1]):
                 with m.Case(index):
                     m.d.comb += need.eq(count * xor_config.nin)
+            with m.Default():
+                m.d.comb += need.eq(count * configs[-1].nin)
         return need
 
-    # Intake register: the descriptor as it came, plus the halves of its tests that one level
-    # of logic gives (which nibbles of `chunks` are non-zero, the low bits' compares with
-    # lanes, 2 * lanes, 3 * lanes, the index check), so that the full tests are shallow too.
+    # Intake register: the descriptor as it came, plus the halves of its tests that two levels
+    # of logic give (which groups of `chunks` are non-zero, the low bits' compares with lanes,
+    # 2 * lanes, 3 * lanes, the index check), so that the full tests are one level each as
+    # they enter the queues.
     payload = dut.desc.payload
     low_bits = 4 * -(-bits_for(3 * lanes) // 4)          # whole nibbles
-    r_valid = Signal()
-    r_chunks = Signal(CHUNKS_BITS, reset_less=True)
-    r_config = Signal(config_shape, reset_less=True)
-    r_nibbles = Signal(CHUNKS_BITS // 4, reset_less=True)   # nibble n of chunks is non-zero
-    r_low = Signal(3, reset_less=True)                      # chunks[:low_bits] <= (j+1) * lanes
-    r_config_ok = Signal(reset_less=True)
-    moves = Signal()
-    m.d.comb += dut.desc.ready.eq(~r_valid | moves)
-    with m.If(dut.desc.ready):
-        m.d.sync += [r_valid.eq(dut.desc.valid), r_chunks.eq(payload.chunks),
-                     r_config.eq(payload.config),
-                     r_nibbles.eq(Cat(payload.chunks.word_select(n, 4) != 0
-                                      for n in range(CHUNKS_BITS // 4))),
-                     r_low.eq(Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3))),
-                     r_config_ok.eq(_at_most(payload.config, len(configs) - 1))]
     # The planner's chunk counter keeps `counter_bits` low bits in binary and the rest in
     # nibble digits whose borrows ripple one digit per cycle: no carry chain of 32 bits.
     counter_bits = max(low_bits, 4 * -(-bits_for(16 * lanes - 1) // 4))
-    zero = ~r_nibbles.any()
-    high_zero = ~r_nibbles[low_bits // 4:].any()
-    final0 = high_zero & r_low[0]
-    count_bits_of = r_chunks[:count_bits]
+    # Groups of at most 16 bits, split at low_bits and counter_bits: each group's "non-zero"
+    # is two levels of LUT4 from the payload, and every test below reads at most four groups.
+    edges = sorted({0, low_bits, counter_bits, CHUNKS_BITS,
+                    *range(counter_bits, CHUNKS_BITS, 16)})
+    groups = list(zip(edges, edges[1:]))
+    r_valid = Signal()
+    r_chunks = Signal(CHUNKS_BITS, reset_less=True)
+    r_config = Signal(config_shape, reset_less=True)
+    r_groups = Signal(len(groups), reset_less=True)         # group n of chunks is non-zero
+    r_low = Signal(3, reset_less=True)                      # chunks[:low_bits] <= (j+1) * lanes
+    r_config_ok = Signal(reset_less=True)
     fields = {"chunks": CHUNKS_BITS, "config": config_shape, "zero": 1, "bad_config": 1,
               "final": 1, "f1": 1, "f2": 1, "digits_zero": 1, "need_last": range(lanes * 64 + 1),
               "need_full": range(lanes * 64 + 1)}
+    moves = Signal()
+    m.d.comb += dut.desc.ready.eq(~r_valid | moves)
+    with m.If(dut.desc.ready):
+        m.d.sync += [r_chunks.eq(payload.chunks),
+                     r_config.eq(payload.config),
+                     r_groups.eq(Cat(payload.chunks[start:stop] != 0
+                                     for start, stop in groups)),
+                     r_low.eq(Cat(payload.chunks[:low_bits] <= j * lanes for j in (1, 2, 3))),
+                     r_config_ok.eq(_at_most(payload.config, len(configs) - 1))]
+
+    # As the queues' flags below: plain logic, not under If (see _queue2).
+    m.d.sync += r_valid.eq((dut.desc.ready & dut.desc.valid) | (r_valid & ~moves))
+
+    def none_from(bit):
+        """The chunk count has no bit set from ``bit`` up (``bit`` is a group edge)."""
+        return ~Cat(r_groups[n] for n, (start, _) in enumerate(groups) if start >= bit).any()
+
+    high_zero = none_from(low_bits)
+    zero = none_from(0)
     incoming = {"chunks": r_chunks, "config": r_config, "zero": zero, "bad_config": ~r_config_ok,
-                "final": final0, "f1": high_zero & r_low[1], "f2": high_zero & r_low[2],
-                "digits_zero": ~r_nibbles[counter_bits // 4:].any(),
-                "need_last": need_of(r_config, count_bits_of),
+                "final": high_zero & r_low[0], "f1": high_zero & r_low[1],
+                "f2": high_zero & r_low[2], "digits_zero": none_from(counter_bits),
+                "need_last": need_of(r_config, r_chunks[:count_bits]),
                 "need_full": need_of(r_config, lanes)}
     # From the intake, every descriptor enters both queues at once: the kind queue (for the
     # data side) and the planner's queue. Each side passes over what is not its own (a
@@ -165,9 +189,8 @@ def elaborate_pipelined(dut):
         m, "kind", {"keep": 1, "none": 1}, moves,
         {"keep": ~zero & r_config_ok, "none": zero}, kind_pop)
     m.d.comb += moves.eq(r_valid & desc_ready & kind_ready)
-    with m.If(moves):
-        m.d.sync += [dut.error.bad_config.eq(dut.error.bad_config | ~r_config_ok),
-                     dut.error.zero_chunks.eq(dut.error.zero_chunks | zero)]
+    m.d.sync += [dut.error.bad_config.eq(dut.error.bad_config | (moves & ~r_config_ok)),
+                 dut.error.zero_chunks.eq(dut.error.zero_chunks | (moves & zero))]
     head_good = ~head.zero & ~head.bad_config
 
     # Planner: the layer being cut into beats.
@@ -175,13 +198,22 @@ def elaborate_pipelined(dut):
     p_config = Signal(config_shape, reset_less=True)
     # Chunks not yet planned, this beat's included: p_low + 2**counter_bits * (the digits,
     # nibble j worth 16**j, minus a borrow pending into each digit). The digits reach their
-    # value a few cycles late, which p_digits_zero (all zero, none pending, a cycle ago) can
-    # afford: from the borrow that empties them the count needs >= 11 beats to reach 4 * lanes.
+    # value up to `digits + 1` cycles after the borrow that empties them, and p_digits_zero
+    # rises three cycles after that (see p_settled); from that borrow the count needs at least
+    # 2**counter_bits / lanes - 5 >= 11 beats, so 12 cycles, to reach 4 * lanes, where p_f2
+    # reads p_digits_zero: in time for up to 7 digits.
     p_low = Signal(counter_bits, reset_less=True)
     digits = (CHUNKS_BITS - counter_bits) // 4
     p_digits = [Signal(4, name=f"p_digit{j}", reset_less=True) for j in range(digits)]
     p_pending = Signal(max(digits, 1), reset_less=True)
     p_digits_zero = Signal(reset_less=True)
+    # Two registered steps towards p_digits_zero, each at most two levels of logic: which digits
+    # were zero and whether no borrow was pending (a cycle ago), and whether all of that held
+    # for this layer's digits (no pop in the last two cycles, whose digits are not loaded yet).
+    p_digit_zero = Signal(max(digits, 1), reset_less=True)
+    p_none_pending = Signal(reset_less=True)
+    p_popped = Signal(reset_less=True)
+    p_settled = Signal(reset_less=True)
     p_final = Signal(reset_less=True)        # p_remaining <= lanes
     p_f1 = Signal(reset_less=True)           # p_remaining <= 2 * lanes
     p_f2 = Signal(reset_less=True)           # p_remaining <= 3 * lanes
@@ -206,7 +238,12 @@ def elaborate_pipelined(dut):
     second_count = Mux(head.f1, (head.chunks[:count_bits] - lanes)[:count_bits], lanes)
     need_second = need_of(head.config, second_count)
     borrow = emit & (p_low < lanes)
-    m.d.sync += p_digits_zero.eq(~Cat(*p_digits).any() & ~p_pending.any())
+    m.d.sync += [p_digit_zero.eq(Cat(digit == 0 for digit in p_digits)),
+                 p_none_pending.eq(~p_pending.any()), p_popped.eq(pop),
+                 p_settled.eq(p_digit_zero.all() & p_none_pending & ~pop & ~p_popped)]
+    # Within a layer the digits only go down: once all zero, they stay so.
+    with m.If(p_settled):
+        m.d.sync += p_digits_zero.eq(1)
     for j, digit in enumerate(p_digits):
         with m.If(p_pending[j]):
             m.d.sync += digit.eq(digit - 1)
@@ -286,13 +323,19 @@ def elaborate_pipelined(dut):
         m.d.sync += read_at.eq(Mux(read_at + beat.drop >= slots,
                                    read_at + beat.drop - slots, read_at + beat.drop))
 
-    # Snapshot: the words the beat spans, oldest first.
+    # Snapshot: the words the beat spans, oldest first, and the lanes step's selects: one
+    # flag per reachable offset (compared on the offset's bits that can be non-zero), one per
+    # configuration and lane for "this lane holds a chunk of the beat's configuration".
+    offsets = sorted({o for c in configs for o in range(0, width, gcd(c.nin, width))})
+    step = gcd(*offsets) if len(offsets) > 1 else width
+    low_zero = exact_log2(step & -step)
     s_valid = Signal()
     s_words = Signal(span_max * width, reset_less=True)
-    s_offset = Signal(word_bits, reset_less=True)
+    s_at = Signal(len(offsets), reset_less=True)
+    s_keep = [Signal(lanes, name=f"s_keep{index}", reset_less=True)
+              for index in range(len(configs))]
     s_count = Signal(range(lanes + 1), reset_less=True)
     s_last = Signal(reset_less=True)
-    s_config = Signal(config_shape, reset_less=True)
     rotated = Signal(span_max * width)
     with m.Switch(read_at):
         for start in range(slots):
@@ -301,18 +344,16 @@ def elaborate_pipelined(dut):
                                              for k in range(span_max))))
     # Without `fire` the snapshot is don't-care (s_valid low): its wide enable is `go` alone.
     with m.If(go):
-        m.d.sync += [s_valid.eq(fire), s_words.eq(rotated), s_offset.eq(beat.offset),
-                     s_count.eq(beat.count), s_last.eq(beat.last), s_config.eq(beat.config)]
+        m.d.sync += [s_words.eq(rotated),
+                     s_at.eq(Cat(beat.offset[low_zero:] == offset >> low_zero
+                                 for offset in offsets)),
+                     s_count.eq(beat.count), s_last.eq(beat.last)]
+        for index, keep in enumerate(s_keep):
+            m.d.sync += keep.eq(Cat((beat.config == index) & (beat.count > lane)
+                                    for lane in range(lanes)))
 
-    # Lanes: shift by the offset, keep the chunks of the beat's configuration below count.
-    offsets = sorted({o for c in configs for o in range(0, width, gcd(c.nin, width))})
-    shifted = Signal(span_max * width)
-    with m.Switch(s_offset):
-        for offset in offsets[:-1]:
-            with m.Case(offset):
-                m.d.comb += shifted.eq(s_words >> offset)
-        with m.Default():
-            m.d.comb += shifted.eq(s_words >> offsets[-1])
+    # Lanes: shift by the offset (an AND-OR over the offset flags), keep the chunks of the
+    # beat's configuration below count.
     x_valid = Signal()
     x_count = Signal(range(lanes + 1), reset_less=True)
     x_last = Signal(reset_less=True)
@@ -320,12 +361,17 @@ def elaborate_pipelined(dut):
                 for lane in range(lanes)]
                for index, c in enumerate(configs)]
     with m.If(go):
-        m.d.sync += [x_valid.eq(s_valid), x_count.eq(s_count), x_last.eq(s_last)]
+        m.d.sync += [x_count.eq(s_count), x_last.eq(s_last)]
         for index, c in enumerate(configs):
             for lane in range(lanes):
-                keep = (s_config == index) & (s_count > lane)
-                bits = shifted[lane * c.nin:(lane + 1) * c.nin]
-                m.d.sync += x_lanes[index][lane].eq(Mux(keep, bits, 0))
+                bits = [s_at[k].replicate(c.nin)
+                        & (s_words >> offset)[lane * c.nin:(lane + 1) * c.nin]
+                        for k, offset in enumerate(offsets)]
+                shifted = bits[0]
+                for more in bits[1:]:
+                    shifted = shifted | more
+                m.d.sync += x_lanes[index][lane].eq(
+                    shifted & s_keep[index][lane].replicate(c.nin))
 
     # XOR networks of every configuration; all but the beat's own see zeros.
     result = Signal(dut.out.payload.shape())
@@ -342,12 +388,14 @@ def elaborate_pipelined(dut):
 
     skid = Signal(dut.out.payload.shape(), reset_less=True)
     out = dut.out
+    # The flags of the last three steps as plain logic too (`go` is ~skid_valid, and `fire`
+    # includes `go`).
+    m.d.sync += [s_valid.eq(fire | (skid_valid & s_valid)),
+                 x_valid.eq((go & s_valid) | (skid_valid & x_valid)),
+                 out.valid.eq((out.valid & ~out.ready) | skid_valid | x_valid),
+                 skid_valid.eq(out.valid & ~out.ready & (skid_valid | x_valid))]
     with m.If(~out.valid | out.ready):
-        m.d.sync += [out.valid.eq(skid_valid | (x_valid & go)),
-                     out.payload.eq(Mux(skid_valid, skid.as_value(), result.as_value())),
-                     skid_valid.eq(0)]
-    with m.Elif(x_valid & go):
-        m.d.sync += skid_valid.eq(1)
+        m.d.sync += out.payload.eq(Mux(skid_valid, skid.as_value(), result.as_value()))
     # As the queues' spare entries: an empty skid loads every cycle, enabled by a register.
     with m.If(go):
         m.d.sync += skid.eq(result)

@@ -239,9 +239,11 @@ def test_decryptor_induction_closes_for_local_groups():
 @pytest.mark.parametrize("variant, name, property_text", [
     (DataAlwaysReady, "nin3-L1", "data word before descriptor"),
     # Taking descriptors it cannot hold shows first as too many layers held, or (when the
-    # pipelined variant's queues absorb them) as beats that no longer match their layers.
+    # pipelined variant's queues absorb them) as beats that no longer match their layers, or
+    # as an error flag from the don't-care payload the intake loaded over the descriptor it held.
     (DescAlwaysReady, "nin3-L2", ("more than max_layers layers held",
-                                  "last not on the final beat", "more chunks than the layer")),
+                                  "last not on the final beat", "more chunks than the layer",
+                                  "error flag raised by legal traffic")),
     (DropsLastChunk, "nin3-L2", "last not on the final beat"),
     (FlipsOneBit, "nin12-L1", "decrypted chunk != M x of its bits"),
 ])
