@@ -29,6 +29,10 @@ def _starts_path(cell_type):
     return any(name in cell_type for name in SOURCES)
 
 
+def _is_flip_flop(cell_type):
+    return "DFF" in cell_type or cell_type == "TRELLIS_FF"
+
+
 def lut_depths(netlist):
     """``[(depth, flip-flop, port)]`` for every flip-flop input of the top module of the Yosys
     JSON ``netlist`` (a dict), deepest first.
@@ -68,8 +72,7 @@ def lut_depths(netlist):
         return depth_of[bit]
 
     ends = [(depth(bit), name, port)
-            for name, cell in cells.items() if _starts_path(cell["type"])
-            and ("DFF" in cell["type"] or cell["type"] == "TRELLIS_FF")
+            for name, cell in cells.items() if _is_flip_flop(cell["type"])
             for port, bits in cell["connections"].items()
             if cell["port_directions"].get(port) == "input" and port not in CLOCKS
             for bit in bits]

@@ -327,8 +327,7 @@ def elaborate_pipelined(dut):
     # flag per reachable offset (compared on the offset's bits that can be non-zero), one per
     # configuration and lane for "this lane holds a chunk of the beat's configuration".
     offsets = sorted({o for c in configs for o in range(0, width, gcd(c.nin, width))})
-    step = gcd(*offsets) if len(offsets) > 1 else width
-    low_zero = exact_log2(step & -step)
+    low_zero = exact_log2(gcd(*offsets, width))      # a power of two, as the width is
     s_valid = Signal()
     s_words = Signal(span_max * width, reset_less=True)
     s_at = Signal(len(offsets), reset_less=True)
